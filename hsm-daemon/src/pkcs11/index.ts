@@ -1,0 +1,2 @@
+export * from './constants.generated.js';
+export * from './names.js';
