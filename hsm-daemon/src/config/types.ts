@@ -1,0 +1,61 @@
+// The daemon's configuration after loading and validation (load.ts). Every path is
+// absolute here: relative paths in the TOML are resolved by the loader as documented
+// in config/craton_hsm.toml. Field names mirror the TOML keys.
+export interface Config {
+  daemon: {
+    socket_path: string;
+    admin_socket_path: string;
+    data_dir: string;
+    log_level: 'error' | 'warn' | 'info' | 'debug';
+  };
+  slots: { count: number; default_label_prefix: string };
+  limits: {
+    max_frame_bytes: number;
+    max_connections_per_app: number;
+    max_sessions_per_app: number;
+    max_objects_per_token: number;
+    max_session_objects_per_app: number;
+    frame_timeout_ms: number;
+  };
+  security: {
+    pbkdf2_iterations: number;
+    pin_min_length: number;
+    pin_max_length: number;
+    max_failed_logins: number;
+  };
+  audit: {
+    log_level: 'all' | 'crypto' | 'auth' | 'admin' | 'none';
+    log_path: string;
+    max_segment_bytes: number;
+    fail_closed: boolean;
+    checkpoint_interval_entries: number;
+  };
+  algorithms: {
+    fips_approved_only: boolean;
+    enforce: 'strict' | 'warn';
+    allow: string[];
+    deny: string[];
+    rsa_min_bits: number;
+    ec_min_bits: number;
+    hmac_min_key_bits: number;
+    allow_sha1_verify: boolean;
+    allow_aes_ecb: boolean;
+    allow_raw_rsa: boolean;
+  };
+  nonce: { gcm_invocation_limit: number; alert_thresholds: number[] };
+  alerts: {
+    queue_size: number;
+    max_retries: number;
+    webhook?: { url: string };
+    pagerduty?: { url: string; routing_key: string };
+    command?: { argv: string[] };
+  };
+  metrics: { enabled: boolean; listen: string };
+}
+
+/** Command-line / environment overrides, applied after the file. */
+export interface ConfigOverrides {
+  configPath?: string;
+  dataDir?: string;
+  socketPath?: string;
+}
