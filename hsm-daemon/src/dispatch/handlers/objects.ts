@@ -1,0 +1,165 @@
+// Object management: create, copy, destroy, attributes, search (PKCS#11 2.40 §5.7).
+import { CKA, CKR } from '../../pkcs11/index.js';
+import { readBool } from '../../pkcs11/values.js';
+import { CkError } from '../../errors.js';
+import { randomBytes } from '../../drbg/index.js';
+import { applyChanges, buildNewObject, matches, parseTemplate } from '../../objects/template.js';
+import { secretAttributes } from '../../objects/rules.js';
+import type { AttrMap } from '../../mechanisms/types.js';
+import type { AttrAnswer, Attr } from '../../wire/contract.js';
+import type { HsmObject } from '../../objects/object.js';
+import type { Session } from '../../session/session.js';
+import type { HsmCore } from '../core.js';
+import type { Handler } from '../call.js';
+
+export const newUid = () => randomBytes(16).toString('hex');
+
+/** Adds a finished attribute set as a new object owned by the session, enforcing the
+ * session's right to create it. Shared with key generation, unwrap and derive. */
+export async function addObject(core: HsmCore, s: Session, attrs: AttrMap, arrays: Map<number, Attr[]>): Promise<HsmObject> {
+  const isToken = readBool(attrs.get(CKA.TOKEN)) === true;
+  const isPrivate = readBool(attrs.get(CKA.PRIVATE)) === true;
+  core.checkWriteAccess(s, isToken, isPrivate);
+  const owner = isToken ? { session: null, app: null } : { session: s.handle, app: s.app };
+  return core.tokenOf(s).addObject(newUid(), attrs, arrays, owner);
+}
+
+export const createObject: Handler = async ({ app, req, out, core, note }) => {
+  const h = req.ulong(true);
+  const template = req.template();
+  req.end();
+  note.session = h;
+  const s = core.session(app.id, h);
+  const built = buildNewObject(parseTemplate(template), new Map(), { how: 'create' });
+  const obj = await addObject(core, s, built.attrs, built.arrays);
+  note.object = obj.handle;
+  out.ulong(obj.handle);
+};
+
+export const copyObject: Handler = async ({ app, req, out, core, note }) => {
+  const h = req.ulong(true);
+  const src = req.ulong(true);
+  const template = req.template();
+  req.end();
+  note.session = h;
+  note.object = src;
+  const s = core.session(app.id, h);
+  const o = core.object(s, src);
+  if (readBool(o.attrs.get(CKA.COPYABLE)) === false) throw new CkError(CKR.ACTION_PROHIBITED, 'the object is not copyable');
+  const changed = applyChanges(o.attrs, parseTemplate(template), true);
+  const attrs: AttrMap = new Map([...changed.attrs].map(([t, v]) => [t, Buffer.from(v)]));
+  const copy = await addObject(core, s, attrs, new Map(o.arrays));
+  out.ulong(copy.handle);
+};
+
+export const destroyObject: Handler = async ({ app, req, core, note }) => {
+  const h = req.ulong(true);
+  const handle = req.ulong(true);
+  req.end();
+  note.session = h;
+  note.object = handle;
+  const s = core.session(app.id, h);
+  const o = core.object(s, handle);
+  if (o.isToken && !s.readWrite) throw new CkError(CKR.SESSION_READ_ONLY);
+  if (readBool(o.attrs.get(CKA.DESTROYABLE)) === false) throw new CkError(CKR.ACTION_PROHIBITED, 'the object is not destroyable');
+  await core.tokenOf(s).destroyObject(o);
+};
+
+export const getObjectSize: Handler = ({ app, req, out, core, note }) => {
+  const h = req.ulong(true);
+  const handle = req.ulong(true);
+  req.end();
+  note.session = h;
+  const o = core.object(core.session(app.id, h), handle);
+  let size = 0;
+  for (const v of o.attrs.values()) size += 8 + v.length;
+  out.ulong(size);
+};
+
+function answerNested(list: Attr[]): AttrAnswer[] {
+  return list.map((a) => ({ type: a.type, value: a.nested ? null : a.value, nested: a.nested ? answerNested(a.nested) : undefined }));
+}
+
+export const getAttributeValue: Handler = ({ app, req, out, core, note }) => {
+  const h = req.ulong(true);
+  const handle = req.ulong(true);
+  const types = req.attrTypes();
+  req.end();
+  note.session = h;
+  note.object = handle;
+  const o = core.object(core.session(app.id, h), handle);
+  const secret = secretAttributes(o.objectClass);
+  const hidden = o.flag(CKA.SENSITIVE) || readBool(o.attrs.get(CKA.EXTRACTABLE)) === false;
+  let rv: number = CKR.OK;
+  const answers: AttrAnswer[] = types.map((type) => {
+    const nested = o.arrays.get(type);
+    if (nested) return { type, value: Buffer.alloc(0), nested: answerNested(nested) };
+    const value = o.attrs.get(type);
+    if (value === undefined) {
+      rv = rv === CKR.OK ? CKR.ATTRIBUTE_TYPE_INVALID : rv;
+      return { type, value: null };
+    }
+    if (secret.has(type) && hidden) {
+      rv = CKR.ATTRIBUTE_SENSITIVE;
+      return { type, value: null };
+    }
+    return { type, value };
+  });
+  out.attrValues(answers);
+  return rv;
+};
+
+export const setAttributeValue: Handler = async ({ app, req, core, note }) => {
+  const h = req.ulong(true);
+  const handle = req.ulong(true);
+  const template = req.template();
+  req.end();
+  note.session = h;
+  note.object = handle;
+  const s = core.session(app.id, h);
+  const o = core.object(s, handle);
+  if (o.isToken && !s.readWrite) throw new CkError(CKR.SESSION_READ_ONLY);
+  const changed = applyChanges(o.attrs, parseTemplate(template), false);
+  await core.tokenOf(s).updateObject(o, changed.attrs);
+};
+
+export const findObjectsInit: Handler = ({ app, req, core, note }) => {
+  const h = req.ulong(true);
+  const template = req.template();
+  req.end();
+  note.session = h;
+  const s = core.session(app.id, h);
+  if (s.find) throw new CkError(CKR.OPERATION_ACTIVE);
+  const search: AttrMap = new Map(template.filter((a) => !a.nested).map((a) => [a.type, a.value]));
+  const results = core
+    .tokenOf(s)
+    .visibleTo(app.id)
+    .filter((o) => matches(o.attrs, search))
+    .map((o) => o.handle);
+  s.find = { results, position: 0 };
+};
+
+export const findObjects: Handler = ({ app, req, out, core, note }) => {
+  const h = req.ulong(true);
+  const max = req.ulong(true);
+  req.end();
+  note.session = h;
+  const s = core.session(app.id, h);
+  if (!s.find) throw new CkError(CKR.OPERATION_NOT_INITIALIZED);
+  const t = core.tokenOf(s);
+  const page: number[] = [];
+  while (page.length < max && s.find.position < s.find.results.length) {
+    const handle = s.find.results[s.find.position++]!;
+    if (t.find(handle)) page.push(handle); // skip objects destroyed since the search began
+  }
+  out.ulongList(page);
+};
+
+export const findObjectsFinal: Handler = ({ app, req, core, note }) => {
+  const h = req.ulong(true);
+  req.end();
+  note.session = h;
+  const s = core.session(app.id, h);
+  if (!s.find) throw new CkError(CKR.OPERATION_NOT_INITIALIZED);
+  s.find = null;
+};

@@ -1,0 +1,37 @@
+// A PKCS#11 session: which token, read-only or read/write, and the operations and
+// search in progress. Login state is not here: it belongs to the application on the
+// token (token/token.ts), so every session of the application sees the same state.
+import type { Operation, OpKind } from '../mechanisms/types.js';
+
+export interface ActiveOperation {
+  op: Operation;
+  mechanism: number;
+  key: number | null;
+  /** Multi-part started: single-part calls are then out of order (CKR_OPERATION_ACTIVE). */
+  updated: boolean;
+  /** CKA_ALWAYS_AUTHENTICATE keys need a CKU_CONTEXT_SPECIFIC login before use. */
+  needsContextLogin: boolean;
+}
+
+export interface FindState {
+  results: number[];
+  position: number;
+}
+
+export class Session {
+  readonly ops = new Map<OpKind, ActiveOperation>();
+  find: FindState | null = null;
+
+  constructor(
+    readonly handle: number,
+    readonly slotId: number,
+    readonly app: string,
+    readonly readWrite: boolean,
+  ) {}
+
+  /** Ends every active operation (errors, C_Logout, C_CloseSession). */
+  endOperations(): void {
+    this.ops.clear();
+    this.find = null;
+  }
+}

@@ -1,0 +1,374 @@
+// One slot's token: its PINs and login state per application, its objects, and their
+// durable storage. PKCS#11 makes login state a property of the application, shared by
+// all its sessions on this token; different applications log in independently.
+import { CKF, CKR, CKU } from '../pkcs11/index.js';
+import { CkError } from '../errors.js';
+import { HsmObject, type ObjectOwner } from '../objects/object.js';
+import type { HandleAllocator } from '../objects/handles.js';
+import { secretAttributes } from '../objects/rules.js';
+import type { AttrMap } from '../mechanisms/types.js';
+import type { Attr } from '../wire/contract.js';
+import { TokenFile, type PinRecord, type StoredObject, type TokenRecord } from '../store/token-file.js';
+import { seal, unseal } from '../store/seal.js';
+import { randomBytes } from '../drbg/index.js';
+import { makePinRecord, openWithPin } from './pin.js';
+
+export type Role = 'so' | 'user';
+
+export interface TokenSettings {
+  dataDir: string;
+  pbkdf2Iterations: number;
+  pinMinLength: number;
+  pinMaxLength: number;
+  maxFailedLogins: number;
+  defaultLabel: string;
+  maxObjects: number;
+}
+
+export class Token {
+  private initialized = false;
+  private label: string;
+  private serial = '';
+  private so: PinRecord | null = null;
+  private user: PinRecord | null = null;
+  private failed = { so: 0, user: 0 };
+  /** Held once any login since start has opened it; needed to seal new secrets. */
+  private tokenKey: Buffer | null = null;
+  /** Stored objects that need the token key to be read (private, or with secrets). */
+  private locked: StoredObject[] = [];
+  private readonly objects = new Map<number, HsmObject>();
+  private readonly logins = new Map<string, Role>();
+  private readonly sealedCache = new WeakMap<HsmObject, StoredObject>();
+  private readonly file: TokenFile;
+
+  constructor(
+    readonly slotId: number,
+    private readonly settings: TokenSettings,
+    private readonly handles: HandleAllocator,
+  ) {
+    this.label = settings.defaultLabel;
+    this.file = new TokenFile(settings.dataDir, slotId, () => this.snapshot());
+  }
+
+  load(): void {
+    const rec = this.file.load();
+    if (!rec) {
+      this.serial = randomBytes(8).toString('hex').toUpperCase();
+      return;
+    }
+    this.initialized = rec.initialized;
+    this.label = rec.label;
+    this.serial = rec.serial;
+    this.so = rec.so;
+    this.user = rec.user;
+    this.failed = { ...rec.failedLogins };
+    for (const so of rec.objects) {
+      if (so.sealed) this.locked.push(so);
+      else this.adopt(so.uid, decodeAttrs(so.clear), new Map(), { session: null, app: null });
+    }
+  }
+
+  get isInitialized(): boolean {
+    return this.initialized;
+  }
+  get tokenLabel(): string {
+    return this.label;
+  }
+  get serialNumber(): string {
+    return this.serial;
+  }
+  get userPinInitialized(): boolean {
+    return this.user !== null;
+  }
+  get objectCount(): number {
+    return this.objects.size + this.locked.length;
+  }
+
+  /** CKF_* token flags for C_GetTokenInfo, PIN counters included. */
+  flags(): number {
+    let f = CKF.RNG | CKF.LOGIN_REQUIRED | CKF.CLOCK_ON_TOKEN;
+    if (this.initialized) f |= CKF.TOKEN_INITIALIZED;
+    if (this.user) f |= CKF.USER_PIN_INITIALIZED;
+    f |= this.counterFlags(this.failed.user, CKF.USER_PIN_COUNT_LOW, CKF.USER_PIN_FINAL_TRY, CKF.USER_PIN_LOCKED);
+    f |= this.counterFlags(this.failed.so, CKF.SO_PIN_COUNT_LOW, CKF.SO_PIN_FINAL_TRY, CKF.SO_PIN_LOCKED);
+    return f;
+  }
+
+  private counterFlags(failed: number, low: number, final: number, locked: number): number {
+    const max = this.settings.maxFailedLogins;
+    if (failed >= max) return locked;
+    if (failed === max - 1) return final | low;
+    return failed > 0 ? low : 0;
+  }
+
+  roleOf(app: string): Role | null {
+    return this.logins.get(app) ?? null;
+  }
+
+  checkPinLength(pin: Buffer): void {
+    if (pin.length < this.settings.pinMinLength || pin.length > this.settings.pinMaxLength) {
+      throw new CkError(
+        CKR.PIN_LEN_RANGE,
+        `PIN must be ${this.settings.pinMinLength}–${this.settings.pinMaxLength} bytes`,
+      );
+    }
+  }
+
+  /** C_InitToken; the caller has checked that no session is open on this token. */
+  async initToken(soPin: Buffer, label: string): Promise<void> {
+    if (this.initialized && this.so) {
+      if (this.failed.so >= this.settings.maxFailedLogins) throw new CkError(CKR.PIN_LOCKED, 'SO PIN is locked');
+      const key = await openWithPin(soPin, this.so);
+      if (!key) {
+        await this.recordFailure('so');
+        throw new CkError(CKR.PIN_INCORRECT);
+      }
+      key.fill(0);
+    } else {
+      this.checkPinLength(soPin);
+    }
+    for (const o of this.objects.values()) o.wipe(secretAttributes(o.objectClass));
+    this.objects.clear();
+    this.locked = [];
+    this.logins.clear();
+    this.tokenKey?.fill(0);
+    this.tokenKey = randomBytes(32);
+    this.so = await makePinRecord(soPin, this.tokenKey, this.settings.pbkdf2Iterations);
+    this.user = null;
+    this.failed = { so: 0, user: 0 };
+    this.label = label;
+    this.initialized = true;
+    await this.file.persist();
+  }
+
+  async login(app: string, role: Role, pin: Buffer): Promise<void> {
+    const rec = role === 'so' ? this.so : this.user;
+    if (!rec) throw new CkError(role === 'so' ? CKR.TOKEN_NOT_RECOGNIZED : CKR.USER_PIN_NOT_INITIALIZED);
+    if (this.failed[role] >= this.settings.maxFailedLogins) throw new CkError(CKR.PIN_LOCKED, `${role} PIN is locked`);
+    const key = await openWithPin(pin, rec);
+    if (!key) {
+      await this.recordFailure(role);
+      throw new CkError(CKR.PIN_INCORRECT);
+    }
+    if (this.failed[role] !== 0) {
+      this.failed[role] = 0;
+      await this.file.persist();
+    }
+    this.unlock(key);
+    this.logins.set(app, role);
+  }
+
+  /** Verifies the user PIN without changing login state (CKU_CONTEXT_SPECIFIC). */
+  async verifyUserPin(pin: Buffer): Promise<void> {
+    if (!this.user) throw new CkError(CKR.USER_PIN_NOT_INITIALIZED);
+    if (this.failed.user >= this.settings.maxFailedLogins) throw new CkError(CKR.PIN_LOCKED);
+    const key = await openWithPin(pin, this.user);
+    if (!key) {
+      await this.recordFailure('user');
+      throw new CkError(CKR.PIN_INCORRECT);
+    }
+    key.fill(0);
+  }
+
+  logout(app: string): void {
+    this.logins.delete(app);
+  }
+
+  /** C_InitPIN by a logged-in SO: sets the user PIN and clears its lockout. */
+  async initUserPin(pin: Buffer): Promise<void> {
+    this.checkPinLength(pin);
+    const key = this.requireKey();
+    this.user = await makePinRecord(pin, key, this.settings.pbkdf2Iterations);
+    this.failed.user = 0;
+    await this.file.persist();
+  }
+
+  /** C_SetPIN for `role` (the logged-in role, or the user when nobody is logged in). */
+  async setPin(role: Role, oldPin: Buffer, newPin: Buffer): Promise<void> {
+    const rec = role === 'so' ? this.so : this.user;
+    if (!rec) throw new CkError(CKR.USER_PIN_NOT_INITIALIZED);
+    if (this.failed[role] >= this.settings.maxFailedLogins) throw new CkError(CKR.PIN_LOCKED);
+    const key = await openWithPin(oldPin, rec);
+    if (!key) {
+      await this.recordFailure(role);
+      throw new CkError(CKR.PIN_INCORRECT);
+    }
+    this.checkPinLength(newPin);
+    this.unlock(key);
+    const next = await makePinRecord(newPin, this.requireKey(), this.settings.pbkdf2Iterations);
+    if (role === 'so') this.so = next;
+    else this.user = next;
+    this.failed[role] = 0;
+    await this.file.persist();
+  }
+
+  private async recordFailure(role: Role): Promise<void> {
+    this.failed[role] += 1;
+    // Durable before the caller learns the PIN was wrong: a kill between guesses must
+    // not reset the count.
+    await this.file.persist();
+  }
+
+  private requireKey(): Buffer {
+    if (!this.tokenKey) throw new CkError(CKR.USER_NOT_LOGGED_IN, 'the token key is not open; log in first');
+    return this.tokenKey;
+  }
+
+  private unlock(key: Buffer): void {
+    if (this.tokenKey) {
+      key.fill(0);
+      return;
+    }
+    this.tokenKey = key;
+    const still: StoredObject[] = [];
+    for (const so of this.locked) {
+      const inner = unseal(key, this.aad(so.uid), so.sealed ?? '');
+      if (!inner) {
+        still.push(so);
+        continue;
+      }
+      const body = JSON.parse(inner.toString('utf8')) as { attrs: Record<string, string>; arrays?: Record<string, Attr[]> };
+      inner.fill(0);
+      const attrs = decodeAttrs({ ...so.clear, ...body.attrs });
+      const arrays = new Map<number, Attr[]>(
+        Object.entries(body.arrays ?? {}).map(([t, v]) => [Number.parseInt(t, 16), reviveAttrs(v)]),
+      );
+      this.adopt(so.uid, attrs, arrays, { session: null, app: null });
+    }
+    this.locked = still;
+  }
+
+  appEnded(app: string): void {
+    this.logins.delete(app);
+    for (const o of [...this.objects.values()]) if (o.owner.app === app) this.forget(o);
+  }
+
+  /** Objects this application can see right now (token objects and its own session
+   * objects; private ones only while it is logged in as the user). */
+  visibleTo(app: string): HsmObject[] {
+    const user = this.logins.get(app) === 'user';
+    return [...this.objects.values()].filter((o) => (o.owner.app === null || o.owner.app === app) && (user || !o.isPrivate));
+  }
+
+  find(handle: number): HsmObject | undefined {
+    return this.objects.get(handle);
+  }
+
+  async addObject(uid: string, attrs: AttrMap, arrays: Map<number, Attr[]>, owner: ObjectOwner): Promise<HsmObject> {
+    if (this.objectCount >= this.settings.maxObjects) throw new CkError(CKR.DEVICE_MEMORY, 'object limit of this token reached');
+    const obj = this.adopt(uid, attrs, arrays, owner);
+    if (obj.isToken) {
+      try {
+        this.storedForm(obj);
+        await this.file.persist();
+      } catch (err) {
+        this.objects.delete(obj.handle);
+        throw err;
+      }
+    }
+    return obj;
+  }
+
+  async updateObject(obj: HsmObject, attrs: AttrMap): Promise<void> {
+    const before = obj.attrs;
+    obj.update(attrs);
+    this.sealedCache.delete(obj);
+    if (!obj.isToken) return;
+    try {
+      this.storedForm(obj);
+      await this.file.persist();
+    } catch (err) {
+      obj.update(before);
+      this.sealedCache.delete(obj);
+      throw err;
+    }
+  }
+
+  async destroyObject(obj: HsmObject): Promise<void> {
+    this.objects.delete(obj.handle);
+    if (obj.isToken) await this.file.persist();
+    obj.wipe(secretAttributes(obj.objectClass));
+  }
+
+  /** Session objects die with their session. */
+  dropSessionObjects(session: number): void {
+    for (const o of [...this.objects.values()]) if (o.owner.session === session) this.forget(o);
+  }
+
+  private forget(o: HsmObject): void {
+    this.objects.delete(o.handle);
+    o.wipe(secretAttributes(o.objectClass));
+  }
+
+  private adopt(uid: string, attrs: AttrMap, arrays: Map<number, Attr[]>, owner: ObjectOwner): HsmObject {
+    const obj = new HsmObject(this.handles.take(), this.slotId, uid, attrs, arrays, owner);
+    this.objects.set(obj.handle, obj);
+    return obj;
+  }
+
+  private aad(uid: string): string {
+    return `craton-hsm/object/v1/slot-${this.slotId}/${uid}`;
+  }
+
+  /** The stored form of a token object; throws CKR_USER_NOT_LOGGED_IN when it holds
+   * something that must be sealed and the token key is not open. */
+  private storedForm(obj: HsmObject): StoredObject {
+    const cached = this.sealedCache.get(obj);
+    if (cached) return cached;
+    const secret = secretAttributes(obj.objectClass);
+    const clear: Record<string, string> = {};
+    const hidden: Record<string, string> = {};
+    for (const [t, v] of obj.attrs) {
+      const key = t.toString(16);
+      if (obj.isPrivate || secret.has(t)) hidden[key] = v.toString('base64');
+      else clear[key] = v.toString('base64');
+    }
+    const arrays = Object.fromEntries([...obj.arrays].map(([t, v]) => [t.toString(16), v]));
+    const needsSeal = Object.keys(hidden).length > 0 || obj.arrays.size > 0;
+    const stored: StoredObject = { uid: obj.uid, clear, private: obj.isPrivate };
+    if (needsSeal) {
+      stored.sealed = seal(this.requireKey(), this.aad(obj.uid), Buffer.from(JSON.stringify({ attrs: hidden, arrays })));
+    }
+    this.sealedCache.set(obj, stored);
+    return stored;
+  }
+
+  private snapshot(): TokenRecord {
+    const objects: StoredObject[] = [...this.locked];
+    for (const o of this.objects.values()) if (o.isToken) objects.push(this.storedForm(o));
+    return {
+      format: 1,
+      slot: this.slotId,
+      initialized: this.initialized,
+      label: this.label,
+      serial: this.serial,
+      so: this.so,
+      user: this.user,
+      failedLogins: { ...this.failed },
+      objects,
+    };
+  }
+
+  /** Persists the current state (used at start to create the file for a new token). */
+  persist(): Promise<void> {
+    return this.file.persist();
+  }
+}
+
+function decodeAttrs(rec: Record<string, string>): AttrMap {
+  return new Map(Object.entries(rec).map(([t, v]) => [Number.parseInt(t, 16), Buffer.from(v, 'base64')]));
+}
+
+/** JSON turns Buffers into {type:'Buffer', data:[…]}; bring nested template values back. */
+function reviveAttrs(list: Attr[]): Attr[] {
+  return list.map((a) => ({
+    type: a.type,
+    value: Buffer.from((a.value as unknown as { data: number[] }).data ?? []),
+    nested: a.nested ? reviveAttrs(a.nested) : undefined,
+  }));
+}
+
+export const USER_TYPES: ReadonlyMap<number, Role> = new Map([
+  [CKU.SO, 'so'],
+  [CKU.USER, 'user'],
+]);
