@@ -319,6 +319,7 @@ static CK_RV open_conn(conn **out)
       uint8_t got[APP_TOKEN_LEN];
       uint64_t instance;
       rv = hello(c, token, got, &instance);
+      explicit_bzero(token, sizeof token);
       if (rv == CKR_OK) {
         c->epoch = epoch;
         *out = c;

@@ -20,6 +20,9 @@ function rvOf(fn: () => unknown): number {
   } catch (e) {
     const code = (e as { code?: number }).code;
     if (typeof code === 'number') return code;
+    // pkcs11js reports the CK_RV in the message as "CKR_NAME:<decimal>"
+    const m = /CKR_\w+:(\d+)/.exec(String((e as Error).message));
+    if (m) return Number(m[1]);
     throw e;
   }
   return CKR.OK;

@@ -26,6 +26,9 @@ function rvOf(fn: () => unknown): number {
   } catch (e) {
     const code = (e as { code?: number }).code;
     if (typeof code === 'number') return code;
+    // pkcs11js reports the CK_RV in the message as "CKR_NAME:<decimal>"
+    const m = /CKR_\w+:(\d+)/.exec(String((e as Error).message));
+    if (m) return Number(m[1]);
     throw e;
   }
 }
@@ -84,11 +87,18 @@ describe('token objects persist', () => {
     await d1.stop();
 
     const store = readFileSync(path.join(d1.dataDir, 'tokens', 'slot-0.json'), 'utf8');
-    expect(store).toContain('"format":1');
-    // the private scalar is sealed: the label of a private object is not readable either
-    expect(Buffer.from(store).includes(Buffer.from('persisted'))).toBe(true); // public key's label is public
-    const parsed = JSON.parse(store) as { objects: Array<{ private: boolean; clear: Record<string, string> }> };
-    for (const o of parsed.objects.filter((x) => x.private)) expect(Object.keys(o.clear)).toHaveLength(0);
+    const parsed = JSON.parse(store) as { format: number; objects: Array<{ private: boolean; clear: Record<string, string>; sealed?: string }> };
+    expect(parsed.format).toBe(1);
+    const labelOf = (o: { clear: Record<string, string> }) => Buffer.from(o.clear[CKA.LABEL.toString(16)] ?? '', 'base64').toString();
+    // the public key's attributes are readable before login; the private key is sealed whole
+    expect(parsed.objects.filter((o) => !o.private).map(labelOf)).toContain('persisted');
+    const privates = parsed.objects.filter((o) => o.private);
+    expect(privates.length).toBeGreaterThan(0);
+    for (const o of privates) {
+      expect(Object.keys(o.clear)).toHaveLength(0);
+      expect(o.sealed).toBeTruthy();
+    }
+    expect(store.includes('persisted')).toBe(false);
 
     const d2 = await freshDaemon(d1.dataDir);
     m = loadModule(d2.socketPath);

@@ -5,6 +5,7 @@ import { mechanismName } from '../pkcs11/names.js';
 import { AesFamily } from './aes.js';
 import { DigestFamily } from './digest.js';
 import { EcFamily } from './ec.js';
+import { HkdfFamily } from './hkdf.js';
 import { HmacFamily } from './hmac.js';
 import { RsaFamily } from './rsa.js';
 import type { MechanismFamily, MechanismInfo } from './types.js';
@@ -39,5 +40,5 @@ export class MechanismRegistry {
 }
 
 export function defaultFamilies(): MechanismFamily[] {
-  return [new DigestFamily(), new HmacFamily(), new AesFamily(), new EcFamily(), new RsaFamily()];
+  return [new DigestFamily(), new HmacFamily(), new AesFamily(), new EcFamily(), new RsaFamily(), new HkdfFamily()];
 }

@@ -107,7 +107,10 @@ export const initToken: Handler = async ({ req, core }) => {
     const t = core.token(slot);
     if (!soPin) throw new CkError(CKR.ARGUMENTS_BAD, 'no protected authentication path: an SO PIN is required');
     if (core.sessions.onSlot(slot).length > 0) throw new CkError(CKR.SESSION_EXISTS, 'close every session on this token first');
-    await t.initToken(soPin, label.toString('utf8').replace(/ +$/, ''));
+    // Blank-padded per the spec; some clients (pkcs11js) NUL-terminate instead and leave
+    // garbage after the NUL, so the label ends at the first NUL too.
+    const nul = label.indexOf(0);
+    await t.initToken(soPin, (nul >= 0 ? label.subarray(0, nul) : label).toString('utf8').replace(/ +$/, ''));
   } finally {
     soPin?.fill(0);
   }
