@@ -41,8 +41,11 @@ apt_pkgs=(
   openssh-client                           # ssh-keygen -D
   valgrind                                 # memcheck test of a client run
 )
-# --- eBPF tracer (later): add clang llvm libbpf-dev bpftool linux-headers here. -------------
-# apt_pkgs+=(clang llvm libbpf-dev bpftool)
+# --- eBPF tracer (tracer/, craton-trace): BPF compiler, libbpf, bpftool (skeleton and
+# vmlinux.h from the running kernel's BTF), libelf/zlib for libbpf. Debian 12 packages
+# bpftool on its own; older releases ship it in linux-tools-common.
+apt_pkgs+=(clang llvm libbpf-dev libelf-dev zlib1g-dev)
+if apt-cache show bpftool >/dev/null 2>&1; then apt_pkgs+=(bpftool); else apt_pkgs+=(linux-tools-common); fi
 
 missing=()
 for p in "${apt_pkgs[@]}"; do

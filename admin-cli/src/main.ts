@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, defaultConfigPath, loadConfig } from '../../hsm-daemon/src/config/load.js';
 import type { Config, ConfigOverrides } from '../../hsm-daemon/src/config/types.js';
+import { registerAuditCommands } from './audit/commands.js';
 
 interface GlobalOptions {
   config?: string;
@@ -60,6 +61,8 @@ export function buildProgram(): Command {
       process.stdout.write(lines.join('\n') + '\n');
       process.exitCode = app.ok ? 0 : 3;
     });
+
+  registerAuditCommands(program, configFrom);
 
   return program;
 }

@@ -15,6 +15,7 @@ import { HsmCore } from './dispatch/core.js';
 import { Dispatcher } from './dispatch/dispatcher.js';
 import { startWireServer } from './wire/server.js';
 import { repoRoot } from './paths.js';
+import { startSafety } from './selftest/index.js';
 
 function openTokens(config: Config, handles: HandleAllocator): Token[] {
   const tokens: Token[] = [];
@@ -44,8 +45,9 @@ async function main(): Promise<void> {
     .option('--config <path>', 'TOML configuration (default: embedded config/craton_hsm.toml; env CRATON_HSM_CONFIG)')
     .option('--data-dir <dir>', 'token store, audit log and counters (overrides [daemon] data_dir)')
     .option('--socket <path>', 'Unix socket for the PKCS#11 module (overrides [daemon] socket_path)')
+    .option('--test-faults', 'tests only: honour CRATON_HSM_FAULT=post:<test>|drbg-health|integrity')
     .parse();
-  const opts = program.opts<{ config?: string; dataDir?: string; socket?: string }>();
+  const opts = program.opts<{ config?: string; dataDir?: string; socket?: string; testFaults?: boolean }>();
   const config = loadConfig({ configPath: opts.config, dataDir: opts.dataDir, socketPath: opts.socket });
   const log = makeLogger(config.daemon.log_level);
 
@@ -60,6 +62,7 @@ async function main(): Promise<void> {
     log,
   );
   const dispatcher = new Dispatcher(core);
+  await startSafety({ config, log, dispatcher, testFaults: opts.testFaults === true });
   const server = await startWireServer({
     socketPath: config.daemon.socket_path,
     limits: config.limits,

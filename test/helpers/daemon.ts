@@ -21,6 +21,10 @@ export interface StartOptions {
   extraToml?: string;
   /** Reuse a data directory (restart tests); default: a fresh one under os.tmpdir(). */
   dataDir?: string;
+  /** More command-line arguments for craton-hsmd (e.g. --test-faults). */
+  args?: string[];
+  /** More environment variables for craton-hsmd (e.g. CRATON_HSM_FAULT). */
+  env?: Record<string, string>;
 }
 
 export interface Daemon {
@@ -99,9 +103,9 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   writeFileSync(configPath, stringify(toml) + '\n');
 
   if (!existsSync(DAEMON_BIN)) throw new Error(`${DAEMON_BIN} is missing`);
-  const proc = spawn(process.execPath, [DAEMON_BIN, '--config', configPath, '--data-dir', dataDir, '--socket', socketPath], {
+  const proc = spawn(process.execPath, [DAEMON_BIN, '--config', configPath, '--data-dir', dataDir, '--socket', socketPath, ...(opts.args ?? [])], {
     cwd: REPO_ROOT,
-    env: { ...process.env, CRATON_HSM_CONFIG: undefined },
+    env: { ...process.env, CRATON_HSM_CONFIG: undefined, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(proc);

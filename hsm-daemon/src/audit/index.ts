@@ -231,6 +231,7 @@ export async function attachAudit(dispatcher: Dispatcher, config: Config, log: L
       process.off('SIGHUP', onHup);
       if (retryTimer) clearInterval(retryTimer);
       if (writer.healthy) {
+        writer.beginClose();
         await recordEvent('Shutdown', { reason: 'clean shutdown' });
         await writer.checkpoint('shutdown').catch((e: Error) => log('error', `audit shutdown checkpoint failed: ${e.message}`));
       }

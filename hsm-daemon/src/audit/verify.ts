@@ -1,7 +1,7 @@
 // Our verifier: every layer of every entry, across segments, streaming (constant memory).
 // Used by `craton-hsm-admin audit verify`. Reports the first failure with file, line and
 // the expected and recorded values.
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
@@ -68,7 +68,12 @@ export async function verifySegments(files: string[], opts: VerifyOptions = {}):
     const name = file;
     let expectPrev = ZERO_HASH;
     let lineNo = 0;
-    const rl = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+    // Only complete lines: the daemon may be appending right now (or died mid-line and has
+    // not recovered yet); an incomplete last line is reported, not judged.
+    const { complete, size } = completeLength(file);
+    if (complete < size) res.warnings.push(`${path.basename(file)}: ignored ${size - complete} byte(s) of an incomplete last line`);
+    if (complete === 0) continue;
+    const rl = createInterface({ input: createReadStream(file, { start: 0, end: complete - 1 }), crlfDelay: Infinity });
     try {
       for await (const line of rl) {
         lineNo++;
@@ -140,4 +145,24 @@ export async function verifySegments(files: string[], opts: VerifyOptions = {}):
   if (last && last.operation !== 'Shutdown' && !(last.operation === 'Checkpoint' && (last.details as { reason?: unknown })?.reason === 'shutdown'))
     res.warnings.push('the log does not end with a clean shutdown (daemon running, crashed, or tail removed after the last checkpoint)');
   return res;
+}
+
+/** Bytes up to and including the last newline, and the file size. */
+export function completeLength(file: string): { complete: number; size: number } {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    let end = size;
+    const buf = Buffer.alloc(1 << 16);
+    while (end > 0) {
+      const start = Math.max(0, end - buf.length);
+      const n = readSync(fd, buf, 0, end - start, start);
+      const i = buf.subarray(0, n).lastIndexOf(0x0a);
+      if (i >= 0) return { complete: start + i + 1, size };
+      end = start;
+    }
+    return { complete: 0, size };
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -98,10 +98,13 @@ export class AuditWriter {
   private fh: FileHandle | null = null;
   private size = 0;
   private queue: Item[] = [];
-  private pumping: Promise<void> | null = null;
+  private pumping: Promise<void> = Promise.resolve();
+  private pumpActive = false;
   private sideWrites: Promise<void> = Promise.resolve();
   private segmentPending = false;
   private closed = false;
+  /** Set by beginClose(): no more rotations or periodic checkpoints. */
+  private closing = false;
   healthy = false;
   lastError: string | null = null;
   /** Entries refused or lost since the log last became unavailable. */
@@ -211,6 +214,7 @@ export class AuditWriter {
     this.healthy = true;
     this.lastError = null;
     this.closed = false;
+    this.closing = false;
     return report;
   }
 
@@ -262,7 +266,7 @@ export class AuditWriter {
     if (!this.healthy || !this.head || this.closed)
       return Promise.reject(new AuditUnavailableError(this.lastError ?? 'audit log is not open'));
     const p = this.assign(draft);
-    if (this.opts.checkpointInterval > 0 && this.head.sinceCheckpoint >= this.opts.checkpointInterval) {
+    if (!this.closing && this.opts.checkpointInterval > 0 && this.head.sinceCheckpoint >= this.opts.checkpointInterval) {
       this.checkpoint('periodic').catch(() => undefined);
     }
     return p;
@@ -290,7 +294,12 @@ export class AuditWriter {
   private enqueue(item: Unsettled): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ ...item, resolve, reject } as Item);
-      if (!this.pumping) this.pumping = this.pump().finally(() => (this.pumping = null));
+      // pumpActive is cleared synchronously by the pump when it finds the queue empty, so
+      // an entry queued by a continuation of the last batch always gets a pump.
+      if (!this.pumpActive) {
+        this.pumpActive = true;
+        this.pumping = this.pump();
+      }
     });
   }
 
@@ -390,7 +399,22 @@ export class AuditWriter {
   // ---------------------------------------------------------------------------- the pump
 
   private async pump(): Promise<void> {
-    while (this.queue.length > 0) {
+    try {
+      await this.pumpLoop();
+    } catch (e) {
+      this.pumpActive = false;
+      this.fail(e as Error, []);
+    }
+  }
+
+  /** Clears pumpActive itself, synchronously with finding the queue empty (no await in
+   * between), so an entry queued by a resolved caller's continuation is never stranded. */
+  private async pumpLoop(): Promise<void> {
+    for (;;) {
+      if (this.queue.length === 0) {
+        this.pumpActive = false;
+        return;
+      }
       const first = this.queue[0]!;
       if (first.kind === 'segment') {
         this.queue.shift();
@@ -399,6 +423,7 @@ export class AuditWriter {
           first.resolve();
         } catch (e) {
           first.reject(e as Error);
+          this.pumpActive = false;
           this.fail(e as Error, []);
           return;
         }
@@ -418,6 +443,7 @@ export class AuditWriter {
         }
         await fh.datasync();
       } catch (e) {
+        this.pumpActive = false;
         this.fail(e as Error, batch, buf.length);
         return;
       }
@@ -429,7 +455,7 @@ export class AuditWriter {
           this.sideWrites = this.sideWrites.then(after).catch((e: Error) => this.opts.log('warn', `audit checkpoint files: ${e.message}`));
         }
       }
-      if (this.size >= this.opts.maxSegmentBytes && !this.segmentPending && this.healthy && !this.closed) {
+      if (this.size >= this.opts.maxSegmentBytes && !this.segmentPending && this.healthy && !this.closed && !this.closing) {
         void this.segment('rotate', 'size').catch(() => undefined);
       }
     }
@@ -487,8 +513,13 @@ export class AuditWriter {
 
   /** Waits until everything queued so far is on disk (or failed). */
   async flush(): Promise<void> {
-    while (this.pumping) await this.pumping;
+    while (this.pumpActive) await this.pumping;
     await this.sideWrites;
+  }
+
+  /** The shutdown sequence starts: the last entries stay in the current segment. */
+  beginClose(): void {
+    this.closing = true;
   }
 
   async close(): Promise<void> {

@@ -118,6 +118,9 @@ const SPEC: Table = table({
     pin_min_length: int(1, 255),
     pin_max_length: int(1, 255),
     max_failed_logins: int(3, 100),
+    // Delay before answering a wrong PIN: min(cap, base * 2^(failures - 1)); async, per caller.
+    failed_login_delay_base_ms: int(0, 60000),
+    failed_login_delay_cap_ms: int(0, 600000),
   }),
   audit: table({
     log_level: oneOf('all', 'crypto', 'auth', 'admin', 'none'),
@@ -146,6 +149,7 @@ const SPEC: Table = table({
         ? null
         : 'an array of increasing integer percentages from 1 to 100',
     ),
+    caller_iv: oneOf('accept', 'reject_reuse'),
   }),
   alerts: table({
     queue_size: int(1, 1000000),

@@ -22,6 +22,8 @@ export interface Config {
     pin_min_length: number;
     pin_max_length: number;
     max_failed_logins: number;
+    failed_login_delay_base_ms: number;
+    failed_login_delay_cap_ms: number;
   };
   audit: {
     log_level: 'all' | 'crypto' | 'auth' | 'admin' | 'none';
@@ -42,7 +44,7 @@ export interface Config {
     allow_aes_ecb: boolean;
     allow_raw_rsa: boolean;
   };
-  nonce: { gcm_invocation_limit: number; alert_thresholds: number[] };
+  nonce: { gcm_invocation_limit: number; alert_thresholds: number[]; caller_iv: 'accept' | 'reject_reuse' };
   alerts: {
     queue_size: number;
     max_retries: number;

@@ -18,6 +18,10 @@ export interface CallNote {
   key?: number;
   mechanism?: number;
   object?: number;
+  /** FIPS approved-service indicator of the call's mechanism (policy/enforcer.ts). */
+  approved?: boolean;
+  /** Set when the policy does not allow the call: refused (strict) or run (warn). */
+  policyViolation?: string;
 }
 
 export type Handler = (c: Call) => Promise<number | void> | number | void;

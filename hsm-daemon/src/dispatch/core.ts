@@ -9,17 +9,28 @@ import type { HsmObject } from '../objects/object.js';
 import type { Session } from '../session/session.js';
 import type { Sessions } from '../session/sessions.js';
 import type { Token } from '../token/token.js';
+import type { GcmNonceGuard } from '../nonce/index.js';
+import { installSecurity } from '../lifecycle/index.js';
+import { PolicyEnforcer } from '../policy/enforcer.js';
 
 export type LogFn = (level: 'error' | 'warn' | 'info' | 'debug', msg: string) => void;
 
 export class HsmCore {
+  /** AES-GCM invocation counters and the caller-IV rule (nonce/); lockout delays are set on the tokens. */
+  readonly gcm: GcmNonceGuard;
+  /** The FIPS policy ([algorithms]); alerts subscribe with policy.onViolation. */
+  readonly policy: PolicyEnforcer;
+
   constructor(
     readonly config: Config,
     readonly tokens: Token[],
     readonly sessions: Sessions,
     readonly mechanisms: MechanismRegistry,
     readonly log: LogFn,
-  ) {}
+  ) {
+    this.gcm = installSecurity(config, tokens, log);
+    this.policy = new PolicyEnforcer(config.algorithms, log);
+  }
 
   token(slotId: number): Token {
     const t = Number.isInteger(slotId) ? this.tokens[slotId] : undefined;

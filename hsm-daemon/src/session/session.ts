@@ -11,6 +11,8 @@ export interface ActiveOperation {
   updated: boolean;
   /** CKA_ALWAYS_AUTHENTICATE keys need a CKU_CONTEXT_SPECIFIC login before use. */
   needsContextLogin: boolean;
+  /** The FIPS approved indicator decided at C_*Init (policy/), repeated on every step's audit entry. */
+  approved: boolean;
 }
 
 export interface FindState {

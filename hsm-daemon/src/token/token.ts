@@ -12,6 +12,10 @@ import { TokenFile, type PinRecord, type StoredObject, type TokenRecord } from '
 import { seal, unseal } from '../store/seal.js';
 import { randomBytes } from '../drbg/index.js';
 import { makePinRecord, openWithPin } from './pin.js';
+import { EventEmitter } from 'node:events';
+import { AttemptGate, REPEATED_THRESHOLD, failureDelay, type DelaySettings, type PinCaller, type PinEvents } from './lockout.js';
+
+export type { PinCaller, PinEvents } from './lockout.js';
 
 export type Role = 'so' | 'user';
 
@@ -40,6 +44,12 @@ export class Token {
   private readonly logins = new Map<string, Role>();
   private readonly sealedCache = new WeakMap<HsmObject, StoredObject>();
   private readonly file: TokenFile;
+  /** PIN lockout events (main.ts forwards them to the alerts module). */
+  readonly events = new EventEmitter<PinEvents>();
+  private delay: DelaySettings = { baseMs: 0, capMs: 0 };
+  private readonly gates = { so: new AttemptGate(), user: new AttemptGate() };
+  /** Consecutive wrong PINs per caller (`role/app/session`), for pin_incorrect_repeated. */
+  private readonly callerFailures = new Map<string, number>();
 
   constructor(
     readonly slotId: number,
@@ -66,6 +76,16 @@ export class Token {
       if (so.sealed) this.locked.push(so);
       else this.adopt(so.uid, decodeAttrs(so.clear), new Map(), { session: null, app: null });
     }
+  }
+
+  /** Exponential delay before a wrong PIN is answered ([security] failed_login_delay_*). */
+  configureLockout(delay: DelaySettings): void {
+    this.delay = { ...delay };
+  }
+
+  /** Consecutive failed logins recorded for `role` (durable). */
+  failedLogins(role: Role): number {
+    return this.failed[role];
   }
 
   get isInitialized(): boolean {
@@ -115,14 +135,9 @@ export class Token {
   }
 
   /** C_InitToken; the caller has checked that no session is open on this token. */
-  async initToken(soPin: Buffer, label: string): Promise<void> {
+  async initToken(soPin: Buffer, label: string, who: PinCaller = { app: '' }): Promise<void> {
     if (this.initialized && this.so) {
-      if (this.failed.so >= this.settings.maxFailedLogins) throw new CkError(CKR.PIN_LOCKED, 'SO PIN is locked');
-      const key = await openWithPin(soPin, this.so);
-      if (!key) {
-        await this.recordFailure('so');
-        throw new CkError(CKR.PIN_INCORRECT);
-      }
+      const key = await this.checkPin('so', this.so, soPin, who);
       key.fill(0);
     } else {
       this.checkPinLength(soPin);
@@ -136,20 +151,16 @@ export class Token {
     this.so = await makePinRecord(soPin, this.tokenKey, this.settings.pbkdf2Iterations);
     this.user = null;
     this.failed = { so: 0, user: 0 };
+    this.callerFailures.clear();
     this.label = label;
     this.initialized = true;
     await this.file.persist();
   }
 
-  async login(app: string, role: Role, pin: Buffer): Promise<void> {
+  async login(app: string, role: Role, pin: Buffer, session?: number): Promise<void> {
     const rec = role === 'so' ? this.so : this.user;
     if (!rec) throw new CkError(role === 'so' ? CKR.TOKEN_NOT_RECOGNIZED : CKR.USER_PIN_NOT_INITIALIZED);
-    if (this.failed[role] >= this.settings.maxFailedLogins) throw new CkError(CKR.PIN_LOCKED, `${role} PIN is locked`);
-    const key = await openWithPin(pin, rec);
-    if (!key) {
-      await this.recordFailure(role);
-      throw new CkError(CKR.PIN_INCORRECT);
-    }
+    const key = await this.checkPin(role, rec, pin, { app, session });
     if (this.failed[role] !== 0) {
       this.failed[role] = 0;
       await this.file.persist();
@@ -159,15 +170,14 @@ export class Token {
   }
 
   /** Verifies the user PIN without changing login state (CKU_CONTEXT_SPECIFIC). */
-  async verifyUserPin(pin: Buffer): Promise<void> {
+  async verifyUserPin(pin: Buffer, who: PinCaller = { app: '' }): Promise<void> {
     if (!this.user) throw new CkError(CKR.USER_PIN_NOT_INITIALIZED);
-    if (this.failed.user >= this.settings.maxFailedLogins) throw new CkError(CKR.PIN_LOCKED);
-    const key = await openWithPin(pin, this.user);
-    if (!key) {
-      await this.recordFailure('user');
-      throw new CkError(CKR.PIN_INCORRECT);
-    }
+    const key = await this.checkPin('user', this.user, pin, who);
     key.fill(0);
+    if (this.failed.user !== 0) {
+      this.failed.user = 0;
+      await this.file.persist();
+    }
   }
 
   logout(app: string): void {
@@ -179,21 +189,33 @@ export class Token {
     this.checkPinLength(pin);
     const key = this.requireKey();
     this.user = await makePinRecord(pin, key, this.settings.pbkdf2Iterations);
+    const wasLocked = this.failed.user >= this.settings.maxFailedLogins;
     this.failed.user = 0;
+    this.clearCallerFailures('user');
     await this.file.persist();
+    if (wasLocked) this.events.emit('pin_unlocked', { slot: this.slotId, role: 'user', by: 'init_pin' });
+  }
+
+  /** Clears a role's failure counter and lockout (hook for `craton-hsm-admin pin reset`,
+   * which needs the admin socket). Durable before it resolves. */
+  async resetPinLockout(role: Role): Promise<void> {
+    this.failed[role] = 0;
+    this.clearCallerFailures(role);
+    await this.file.persist();
+    this.events.emit('pin_unlocked', { slot: this.slotId, role, by: 'admin' });
   }
 
   /** C_SetPIN for `role` (the logged-in role, or the user when nobody is logged in). */
-  async setPin(role: Role, oldPin: Buffer, newPin: Buffer): Promise<void> {
+  async setPin(role: Role, oldPin: Buffer, newPin: Buffer, who: PinCaller = { app: '' }): Promise<void> {
     const rec = role === 'so' ? this.so : this.user;
     if (!rec) throw new CkError(CKR.USER_PIN_NOT_INITIALIZED);
-    if (this.failed[role] >= this.settings.maxFailedLogins) throw new CkError(CKR.PIN_LOCKED);
-    const key = await openWithPin(oldPin, rec);
-    if (!key) {
-      await this.recordFailure(role);
-      throw new CkError(CKR.PIN_INCORRECT);
+    const key = await this.checkPin(role, rec, oldPin, who);
+    try {
+      this.checkPinLength(newPin);
+    } catch (err) {
+      key.fill(0);
+      throw err;
     }
-    this.checkPinLength(newPin);
     this.unlock(key);
     const next = await makePinRecord(newPin, this.requireKey(), this.settings.pbkdf2Iterations);
     if (role === 'so') this.so = next;
@@ -202,11 +224,53 @@ export class Token {
     await this.file.persist();
   }
 
-  private async recordFailure(role: Role): Promise<void> {
+  /**
+   * The one PIN check: refuses a locked PIN (CKR_PIN_LOCKED), lets at most
+   * (max - failed) checks of a role run at once so parallel guesses cannot overshoot the
+   * threshold, records a failure durably before answering, then delays the answer
+   * (async: only this caller waits). Returns the token key when the PIN is right.
+   */
+  private async checkPin(role: Role, rec: PinRecord, pin: Buffer, who: PinCaller): Promise<Buffer> {
+    const max = this.settings.maxFailedLogins;
+    if (!(await this.gates[role].enter(() => this.failed[role], max))) {
+      this.events.emit('pin_locked', { ...this.eventBase(role, who), transition: false });
+      throw new CkError(CKR.PIN_LOCKED, `${role} PIN is locked`);
+    }
+    let key: Buffer | null;
+    try {
+      key = await openWithPin(pin, rec);
+      if (!key) await this.recordFailure(role, who);
+    } finally {
+      this.gates[role].leave();
+    }
+    if (!key) {
+      await failureDelay(this.failed[role], this.delay);
+      throw new CkError(CKR.PIN_INCORRECT);
+    }
+    this.callerFailures.delete(callerKey(role, who));
+    return key;
+  }
+
+  private async recordFailure(role: Role, who: PinCaller): Promise<void> {
     this.failed[role] += 1;
     // Durable before the caller learns the PIN was wrong: a kill between guesses must
     // not reset the count.
     await this.file.persist();
+    const base = this.eventBase(role, who);
+    this.events.emit('pin_incorrect', base);
+    const ck = callerKey(role, who);
+    const n = (this.callerFailures.get(ck) ?? 0) + 1;
+    this.callerFailures.set(ck, n);
+    if (n === REPEATED_THRESHOLD) this.events.emit('pin_incorrect_repeated', { ...base, fromCaller: n });
+    if (this.failed[role] === this.settings.maxFailedLogins) this.events.emit('pin_locked', { ...base, transition: true });
+  }
+
+  private eventBase(role: Role, who: PinCaller) {
+    return { slot: this.slotId, role, app: who.app, session: who.session, failed: this.failed[role], max: this.settings.maxFailedLogins };
+  }
+
+  private clearCallerFailures(role: Role): void {
+    for (const k of [...this.callerFailures.keys()]) if (k.startsWith(`${role}/`)) this.callerFailures.delete(k);
   }
 
   private requireKey(): Buffer {
@@ -353,6 +417,10 @@ export class Token {
   persist(): Promise<void> {
     return this.file.persist();
   }
+}
+
+function callerKey(role: Role, who: PinCaller): string {
+  return `${role}/${who.app}/${who.session ?? '-'}`;
 }
 
 function decodeAttrs(rec: Record<string, string>): AttrMap {

@@ -7,6 +7,7 @@ import { CkError } from '../../errors.js';
 import type { OpKind } from '../../mechanisms/types.js';
 import type { Session, ActiveOperation } from '../../session/session.js';
 import type { Call, Handler } from '../call.js';
+import { GcmNonceGuard } from '../../nonce/index.js';
 
 const USAGE: Record<Exclude<OpKind, 'digest'>, { attr: number; flag: number }> = {
   encrypt: { attr: CKA.ENCRYPT, flag: CKF.ENCRYPT },
@@ -16,7 +17,7 @@ const USAGE: Record<Exclude<OpKind, 'digest'>, { attr: number; flag: number }> =
 };
 
 function init(kind: OpKind): Handler {
-  return ({ app, req, core, note }) => {
+  return async ({ app, req, core, note }) => {
     const h = req.ulong(true);
     const mech = req.mechanism();
     const keyHandle = kind === 'digest' ? null : req.ulong(true);
@@ -31,13 +32,20 @@ function init(kind: OpKind): Handler {
     const flag = kind === 'digest' ? CKF.DIGEST : USAGE[kind].flag;
     if (!info || !family?.createOperation || !(info.flags & flag)) throw new CkError(CKR.MECHANISM_INVALID);
     const key = keyHandle === null ? null : core.key(s, keyHandle, USAGE[kind as Exclude<OpKind, 'digest'>].attr, mech.type);
+    const { approved } = core.policy.checkKeyUse(mech, kind, key, note);
     const op = family.createOperation(kind, mech, key);
+    if (key && GcmNonceGuard.governs(kind, mech)) {
+      // Counted (durably, for token keys) before any ciphertext can exist; refused at the limit.
+      await core.gcm.admit(key, mech);
+      if (s.ops.has(kind)) throw new CkError(CKR.OPERATION_ACTIVE);
+    }
     s.ops.set(kind, {
       op,
       mechanism: mech.type,
       key: keyHandle,
       updated: false,
       needsContextLogin: key !== null && key.objectClass === CKO.PRIVATE_KEY && key.flag(CKA.ALWAYS_AUTHENTICATE),
+      approved,
     });
   };
 }
@@ -49,6 +57,7 @@ function active(c: Call, kind: OpKind): { s: Session; a: ActiveOperation } {
   const a = s.ops.get(kind);
   if (!a) throw new CkError(CKR.OPERATION_NOT_INITIALIZED);
   c.note.mechanism = a.mechanism;
+  c.note.approved = a.approved;
   if (a.key !== null) c.note.key = a.key;
   if (a.needsContextLogin) {
     s.ops.delete(kind);

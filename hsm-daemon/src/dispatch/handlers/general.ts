@@ -67,7 +67,7 @@ export const getMechanismList: Handler = ({ req, out, core }) => {
   const slot = req.ulong(true);
   req.end();
   core.token(slot);
-  out.ulongList(core.mechanisms.list().map((m) => m.type));
+  out.ulongList(core.mechanisms.list().filter((m) => core.policy.listed(m.type)).map((m) => m.type));
 };
 
 export const getMechanismInfo: Handler = ({ req, out, core }) => {
@@ -75,7 +75,8 @@ export const getMechanismInfo: Handler = ({ req, out, core }) => {
   const type = req.ulong(true);
   req.end();
   core.token(slot);
-  const info = core.mechanisms.info(type);
+  const found = core.mechanisms.info(type);
+  const info = found && core.policy.mechanismInfo(found);
   if (!info) throw new CkError(CKR.MECHANISM_INVALID);
   out.ulong(info.minKeySize).ulong(info.maxKeySize).ulong(info.flags);
 };

@@ -33,6 +33,7 @@ export const generateKey: Handler = async ({ app, req, out, core, note }) => {
   const family = familyFor(core, mech.type, CKF.GENERATE);
   if (!family.generateKey) throw new CkError(CKR.MECHANISM_INVALID);
   const tpl = parseTemplate(template);
+  core.policy.checkGenerate(mech, [tpl.attrs], note);
   const cls = readUlong(tpl.attrs.get(CKA.CLASS));
   if (cls !== undefined && cls !== CKO.SECRET_KEY) throw new CkError(CKR.TEMPLATE_INCONSISTENT, 'C_GenerateKey makes secret keys');
   precheck(core, s, tpl.attrs, true);
@@ -57,6 +58,7 @@ export const generateKeyPair: Handler = async ({ app, req, out, core, note }) =>
   if (!family.generateKeyPair) throw new CkError(CKR.MECHANISM_INVALID);
   const pubTpl = parseTemplate(pubTemplate);
   const privTpl = parseTemplate(privTemplate);
+  core.policy.checkGenerate(mech, [pubTpl.attrs, privTpl.attrs], note);
   const pubCls = readUlong(pubTpl.attrs.get(CKA.CLASS));
   const privCls = readUlong(privTpl.attrs.get(CKA.CLASS));
   if (pubCls !== undefined && pubCls !== CKO.PUBLIC_KEY) throw new CkError(CKR.TEMPLATE_INCONSISTENT);
@@ -92,6 +94,7 @@ export const wrapKey: Handler = async ({ app, req, out, core, note }) => {
   const family = familyFor(core, mech.type, CKF.WRAP);
   if (!family.wrap) throw new CkError(CKR.MECHANISM_INVALID);
   const wrapping = core.key(s, wrappingHandle, CKA.WRAP, mech.type, CKR.WRAPPING_KEY_HANDLE_INVALID);
+  core.policy.checkKeyUse(mech, 'wrap', wrapping, note);
   const key = core.object(s, keyHandle, CKR.KEY_HANDLE_INVALID);
   if (key.objectClass !== CKO.SECRET_KEY && key.objectClass !== CKO.PRIVATE_KEY) throw new CkError(CKR.KEY_NOT_WRAPPABLE);
   if (readBool(key.attrs.get(CKA.EXTRACTABLE)) !== true) throw new CkError(CKR.KEY_UNEXTRACTABLE);
@@ -112,6 +115,7 @@ export const unwrapKey: Handler = async ({ app, req, out, core, note }) => {
   const family = familyFor(core, mech.type, CKF.UNWRAP);
   if (!family.unwrap) throw new CkError(CKR.MECHANISM_INVALID);
   const unwrapping = core.key(s, unwrappingHandle, CKA.UNWRAP, mech.type, CKR.UNWRAPPING_KEY_HANDLE_INVALID);
+  core.policy.checkKeyUse(mech, 'unwrap', unwrapping, note);
   const tpl = parseTemplate(template);
   if (!tpl.attrs.has(CKA.CLASS) || !tpl.attrs.has(CKA.KEY_TYPE)) throw new CkError(CKR.TEMPLATE_INCOMPLETE, 'CKA_CLASS and CKA_KEY_TYPE are required');
   precheck(core, s, tpl.attrs, true);
@@ -138,6 +142,7 @@ export const deriveKey: Handler = async ({ app, req, out, core, note }) => {
   const family = familyFor(core, mech.type, CKF.DERIVE);
   if (!family.derive) throw new CkError(CKR.MECHANISM_INVALID);
   const base = core.key(s, baseHandle, CKA.DERIVE, mech.type);
+  core.policy.checkKeyUse(mech, 'derive', base, note);
   const tpl = parseTemplate(template);
   precheck(core, s, tpl.attrs, true);
   const values = await family.derive(mech, base, tpl.attrs);

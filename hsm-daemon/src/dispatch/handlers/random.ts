@@ -1,7 +1,7 @@
 // C_GenerateRandom and C_SeedRandom.
 import { CKR } from '../../pkcs11/index.js';
 import { CkError } from '../../errors.js';
-import { randomBytes } from '../../drbg/index.js';
+import { addInput, randomBytes } from '../../drbg/index.js';
 import type { Handler } from '../call.js';
 
 /** One call's ceiling: comfortably inside a frame, and large requests are a client bug. */
@@ -19,11 +19,11 @@ export const generateRandom: Handler = ({ app, req, out, core, note }) => {
 
 export const seedRandom: Handler = ({ app, req, core, note }) => {
   const h = req.ulong(true);
-  req.bytes();
+  const seed = req.bytes();
   req.end();
   note.session = h;
   core.session(app.id, h);
-  // The DRBG reseeds itself from the kernel's entropy source; caller-supplied seed
-  // material is not accepted as entropy.
-  throw new CkError(CKR.RANDOM_SEED_NOT_SUPPORTED);
+  // A reseed with fresh OS entropy, the caller's bytes as additional input (never
+  // credited as entropy).
+  addInput(seed);
 };

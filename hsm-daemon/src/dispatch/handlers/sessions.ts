@@ -68,7 +68,7 @@ export const login: Handler = async ({ app, req, core, note }) => {
       const pending = [...s.ops.values()].filter((o) => o.needsContextLogin);
       if (pending.length === 0) throw new CkError(CKR.OPERATION_NOT_INITIALIZED);
       if (t.roleOf(app.id) !== 'user') throw new CkError(CKR.USER_NOT_LOGGED_IN);
-      await t.verifyUserPin(pin);
+      await t.verifyUserPin(pin, { app: app.id, session: h });
       for (const o of pending) o.needsContextLogin = false;
       return;
     }
@@ -80,7 +80,7 @@ export const login: Handler = async ({ app, req, core, note }) => {
     if (role === 'so' && core.sessions.ofApp(app.id, s.slotId).some((x) => !x.readWrite)) {
       throw new CkError(CKR.SESSION_READ_ONLY_EXISTS);
     }
-    await t.login(app.id, role, pin);
+    await t.login(app.id, role, pin, h);
   } finally {
     pin?.fill(0);
   }
@@ -98,7 +98,7 @@ export const logout: Handler = ({ app, req, core, note }) => {
   for (const x of core.sessions.ofApp(app.id, s.slotId)) x.endOperations();
 };
 
-export const initToken: Handler = async ({ req, core }) => {
+export const initToken: Handler = async ({ app, req, core }) => {
   const slot = req.ulong(true);
   const soPin = req.optBytes();
   const label = req.padded(32);
@@ -110,7 +110,7 @@ export const initToken: Handler = async ({ req, core }) => {
     // Blank-padded per the spec; some clients (pkcs11js) NUL-terminate instead and leave
     // garbage after the NUL, so the label ends at the first NUL too.
     const nul = label.indexOf(0);
-    await t.initToken(soPin, (nul >= 0 ? label.subarray(0, nul) : label).toString('utf8').replace(/ +$/, ''));
+    await t.initToken(soPin, (nul >= 0 ? label.subarray(0, nul) : label).toString('utf8').replace(/ +$/, ''), { app: app.id });
   } finally {
     soPin?.fill(0);
   }
@@ -143,7 +143,7 @@ export const setPin: Handler = async ({ app, req, core, note }) => {
     const t = core.tokenOf(s);
     if (!s.readWrite) throw new CkError(CKR.SESSION_READ_ONLY);
     if (!oldPin || !newPin) throw new CkError(CKR.ARGUMENTS_BAD, 'no protected authentication path: PINs are required');
-    await t.setPin(t.roleOf(app.id) ?? 'user', oldPin, newPin);
+    await t.setPin(t.roleOf(app.id) ?? 'user', oldPin, newPin, { app: app.id, session: h });
   } finally {
     oldPin?.fill(0);
     newPin?.fill(0);

@@ -1,0 +1,1 @@
+export { installSecurity, gcmAlertKind } from './security.js';

@@ -1,0 +1,206 @@
+// AES-GCM invocation counters (NIST SP 800-38D §8.3): how many times each AES key has
+// been used to encrypt with GCM, against [nonce] gcm_invocation_limit.
+//
+// Durability: a token key's counter is reserved in blocks that are written durably
+// (data_dir/nonce/gcm-counters.json, replaceFileDurably) before any invocation inside the
+// block is allowed to proceed. After a crash the counter resumes at the reserved mark: it
+// may jump ahead by less than one block, never back, so no counted invocation is lost.
+// Concurrent reservations share one write (CoalescingWriter group commit). The block is
+// limit/4096 clamped to 1..65536, so a low test limit counts exactly (one write per
+// invocation) and the 2^32 default costs one fsync per 65,536 encryptions.
+//
+// Session keys die with their session (and with the daemon), so theirs are counted in
+// memory only.
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import { CKR } from '../pkcs11/index.js';
+import { CkError } from '../errors.js';
+import { CoalescingWriter, readIfExists, replaceFileDurably } from '../store/atomic-file.js';
+
+export type Severity = 'info' | 'ticket' | 'page';
+
+export interface CounterSettings {
+  dataDir: string;
+  limit: number;
+  /** Increasing percentages (config [nonce] alert_thresholds). */
+  thresholds: number[];
+  /** Invocations reserved per durable write; default limit/4096 clamped to 1..65536. */
+  blockSize?: number;
+}
+
+export interface ThresholdEvent {
+  key: string;
+  /** Highest configured threshold reached by this invocation, in percent (100 = exhausted). */
+  percent: number;
+  used: number;
+  limit: number;
+  severity: Severity;
+}
+
+export interface RefusedEvent {
+  key: string;
+  used: number;
+  limit: number;
+}
+
+export interface CounterEvents {
+  threshold: [ThresholdEvent];
+  exhausted: [ThresholdEvent];
+  refused: [RefusedEvent];
+}
+
+/** 75% → ticket, 95% → page (seed 003); lower thresholds are informational. */
+export function severityOf(percent: number): Severity {
+  if (percent >= 95) return 'page';
+  if (percent >= 75) return 'ticket';
+  return 'info';
+}
+
+export function defaultBlockSize(limit: number): number {
+  return Math.min(65536, Math.max(1, Math.floor(limit / 4096)));
+}
+
+interface KeyState {
+  /** Invocations handed out (this run, plus the resumed mark of earlier runs). */
+  used: number;
+  /** Invocations covered by the newest reservation (durable keys only). */
+  reserved: number;
+  /** Of `reserved`, the part known to be on disk. */
+  durable: number;
+  /** Highest threshold already announced, percent; persisted so restarts do not repeat it. */
+  alerted: number;
+  persistent: boolean;
+}
+
+interface FileForm {
+  format: 1;
+  keys: Record<string, { reserved: number; alerted: number }>;
+}
+
+export interface KeyUsage {
+  key: string;
+  used: number;
+  limit: number;
+  percent: number;
+  persistent: boolean;
+}
+
+export class GcmCounters extends EventEmitter<CounterEvents> {
+  readonly path: string;
+  private readonly keys = new Map<string, KeyState>();
+  private readonly writer: CoalescingWriter;
+  private readonly block: number;
+  private readonly thresholds: number[];
+
+  constructor(private readonly settings: CounterSettings) {
+    super();
+    this.path = path.join(settings.dataDir, 'nonce', 'gcm-counters.json');
+    this.block = settings.blockSize ?? defaultBlockSize(settings.limit);
+    this.thresholds = [...settings.thresholds].sort((a, b) => a - b);
+    this.writer = new CoalescingWriter(async () => {
+      const snap: FileForm = { format: 1, keys: {} };
+      const marks: Array<[KeyState, number]> = [];
+      for (const [id, st] of this.keys) {
+        if (!st.persistent) continue;
+        snap.keys[id] = { reserved: st.reserved, alerted: st.alerted };
+        marks.push([st, st.reserved]);
+      }
+      await replaceFileDurably(this.path, JSON.stringify(snap));
+      for (const [st, r] of marks) if (r > st.durable) st.durable = r;
+    });
+  }
+
+  get limit(): number {
+    return this.settings.limit;
+  }
+
+  /** Reads the counters of earlier runs; each resumes at its reserved mark. */
+  load(): void {
+    const raw = readIfExists(this.path);
+    if (!raw) return;
+    let rec: FileForm;
+    try {
+      rec = JSON.parse(raw.toString('utf8')) as FileForm;
+    } catch {
+      throw new Error(`GCM counter store ${this.path} is not valid JSON; restore it from backup (deleting it would allow IV reuse)`);
+    }
+    if (rec.format !== 1 || typeof rec.keys !== 'object' || rec.keys === null) {
+      throw new Error(`GCM counter store ${this.path} has an unknown format; this daemon reads format 1`);
+    }
+    for (const [id, k] of Object.entries(rec.keys)) {
+      if (!Number.isSafeInteger(k.reserved) || k.reserved < 0) throw new Error(`GCM counter store ${this.path}: bad counter for ${id}`);
+      this.keys.set(id, { used: k.reserved, reserved: k.reserved, durable: k.reserved, alerted: k.alerted ?? 0, persistent: true });
+    }
+  }
+
+  /**
+   * Counts one GCM encryption with `key`. Resolves once the invocation is covered by a
+   * durable reservation (persistent keys); rejects with CKR_KEY_FUNCTION_NOT_PERMITTED at
+   * the limit, or CKR_DEVICE_ERROR when the reservation cannot be written (the invocation
+   * then stays counted: counters only move forward).
+   * Returns the 0-based invocation number.
+   */
+  async take(key: string, persistent: boolean): Promise<number> {
+    let st = this.keys.get(key);
+    if (!st) {
+      st = { used: 0, reserved: 0, durable: 0, alerted: 0, persistent };
+      this.keys.set(key, st);
+    }
+    const limit = this.settings.limit;
+    if (st.used >= limit) {
+      this.emit('refused', { key, used: st.used, limit });
+      throw new CkError(CKR.KEY_FUNCTION_NOT_PERMITTED, `GCM invocation limit of this key reached (${st.used}/${limit}); it still decrypts`);
+    }
+    const n = st.used++;
+    const crossed = this.crossed(st);
+    if (st.persistent && st.used > st.durable) {
+      if (st.used > st.reserved) st.reserved = Math.min(limit, n + this.block);
+      try {
+        await this.writer.request();
+      } catch (err) {
+        throw new CkError(CKR.DEVICE_ERROR, `cannot persist the GCM counter: ${(err as Error).message}`);
+      }
+    }
+    if (crossed !== null) {
+      const ev: ThresholdEvent = { key, percent: crossed, used: n + 1, limit, severity: crossed >= 100 ? 'page' : severityOf(crossed) };
+      this.emit(crossed >= 100 ? 'exhausted' : 'threshold', ev);
+    }
+    return n;
+  }
+
+  /** The highest threshold (or 100 at exhaustion) newly reached by st.used, else null. */
+  private crossed(st: KeyState): number | null {
+    const limit = this.settings.limit;
+    let hit: number | null = null;
+    for (const t of this.thresholds) if (t > st.alerted && st.used * 100 >= t * limit) hit = t;
+    if (st.used >= limit && st.alerted < 100) hit = 100;
+    if (hit !== null) st.alerted = hit;
+    return hit;
+  }
+
+  usage(key: string): KeyUsage | undefined {
+    const st = this.keys.get(key);
+    return st ? this.usageOf(key, st) : undefined;
+  }
+
+  /** Every key's usage, for `craton-hsm-admin key list` / `status`. */
+  all(): KeyUsage[] {
+    return [...this.keys].map(([k, st]) => this.usageOf(k, st));
+  }
+
+  private usageOf(key: string, st: KeyState): KeyUsage {
+    const limit = this.settings.limit;
+    return { key, used: st.used, limit, percent: Math.min(100, (st.used * 100) / limit), persistent: st.persistent };
+  }
+
+  /** Drops a session key's counter (its key is gone). Token keys keep theirs. */
+  forgetSessionKey(key: string): void {
+    const st = this.keys.get(key);
+    if (st && !st.persistent) this.keys.delete(key);
+  }
+
+  /** Resolves when every reservation requested so far is durable. */
+  flush(): Promise<void> {
+    return this.writer.request();
+  }
+}
