@@ -16,6 +16,8 @@ import { Dispatcher } from './dispatch/dispatcher.js';
 import { startWireServer } from './wire/server.js';
 import { repoRoot } from './paths.js';
 import { startSafety } from './selftest/index.js';
+import { attachAudit } from './audit/index.js';
+import { connectEvents } from './events.js';
 
 function openTokens(config: Config, handles: HandleAllocator): Token[] {
   const tokens: Token[] = [];
@@ -62,7 +64,9 @@ async function main(): Promise<void> {
     log,
   );
   const dispatcher = new Dispatcher(core);
-  await startSafety({ config, log, dispatcher, testFaults: opts.testFaults === true });
+  const audit = await attachAudit(dispatcher, config, log);
+  const safety = await startSafety({ config, log, dispatcher, testFaults: opts.testFaults === true });
+  connectEvents({ audit, safety, gcm: core.gcm, tokens });
   const server = await startWireServer({
     socketPath: config.daemon.socket_path,
     limits: config.limits,
@@ -81,6 +85,7 @@ async function main(): Promise<void> {
     stopping = true;
     log('info', `${signal} received; closing the socket`);
     await server.close();
+    await audit.close();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -13,7 +13,7 @@ import pkcs11js from 'pkcs11js';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
 import { loadModule, type LoadedModule } from '../helpers/module.js';
 import { p11ok } from '../helpers/p11tool.js';
-import { INTENDED, SCENARIOS, type Target } from './scenarios.js';
+import { INTENDED, KNOWN_BUGS, SCENARIOS, type Target } from './scenarios.js';
 
 const SOFTHSM = '/usr/lib/softhsm/libsofthsm2.so';
 const SO_PIN = '12345678';
@@ -80,15 +80,28 @@ describe('differential: Craton HSM vs SoftHSM2', () => {
     expect(SCENARIOS.length).toBeGreaterThanOrEqual(50);
     const names = new Set(SCENARIOS.map((s) => s.name));
     expect(names.size).toBe(SCENARIOS.length);
-    for (const k of Object.keys(INTENDED)) expect(names.has(k), k).toBe(true);
+    for (const k of [...Object.keys(INTENDED), ...Object.keys(KNOWN_BUGS)]) expect(names.has(k), k).toBe(true);
   });
+
+  // Known bugs both modules share: pinned as they are now, plus an expected-to-fail spec check
+  // that starts failing (i.e. reports) once ours is fixed, so the entry gets removed.
+  for (const [name, bug] of Object.entries(KNOWN_BUGS)) {
+    it.fails(`[known bug, ${bug.why}] ${name}: ours gives ${JSON.stringify(bug.spec)}`, () => {
+      const s = SCENARIOS.find((x) => x.name === name)!;
+      expect(outcome(targets[1]!, s)).toEqual(bug.spec);
+    });
+  }
 
   for (const s of SCENARIOS) {
     it(s.name, () => {
       const [sh, us] = [outcome(targets[0]!, s), outcome(targets[1]!, s)];
       if (process.env.DIFF_DUMP) console.log(JSON.stringify({ scenario: s.name, softhsm: sh, ours: us }));
       const intended = INTENDED[s.name];
-      if (intended) {
+      const bug = KNOWN_BUGS[s.name];
+      if (bug) {
+        expect(us).toEqual(bug.now);
+        expect(sh).toEqual(bug.now);
+      } else if (intended) {
         expect(us, `ours (intended difference: ${intended.why})`).toEqual(intended.ours);
         expect(sh, `softhsm (intended difference: ${intended.why})`).toEqual(intended.softhsm);
       } else {

@@ -24,7 +24,8 @@ async function ok(tool: 'p11tool' | 'certtool', args: string[]) {
 }
 
 beforeAll(async () => {
-  d = await startDaemon();
+  // GnuTLS signs RSA PKCS#1 v1.5 as CKM_RSA_PKCS over its own DigestInfo: raw RSA, refused by the default policy.
+  d = await startDaemon({ extraToml: '[algorithms]\nallow_raw_rsa = true' });
   work = mkdtempSync(path.join(os.tmpdir(), 'craton-gnutls-'));
   // GNUTLS_PIN answers the user-PIN prompt; no other PKCS#11 modules are loaded with --provider.
   env = { ...d.env, GNUTLS_PIN: USER_PIN };

@@ -1,0 +1,52 @@
+// Where daemon events meet the operator: each event source (self-tests and the error
+// latch, the GCM invocation counters, PIN lockout, the FIPS policy) is connected here to
+// the audit log (one entry per event) and to the alerts module (tickets and pages, seed
+// 003's trigger table). Sources never import the sinks; this file is the only junction.
+import type { AuditLog } from './audit/index.js';
+import { raiseAlert } from './alerts/index.js';
+import { onErrorState, type Safety } from './selftest/index.js';
+import type { GcmNonceGuard } from './nonce/guard.js';
+import type { Token } from './token/token.js';
+
+export function connectEvents(opts: { audit: AuditLog; safety: Safety; gcm: GcmNonceGuard; tokens: Token[] }): void {
+  const { audit } = opts;
+  const report = opts.safety.report;
+  void audit.recordEvent('SelfTest', {
+    passed: report.kats.every((k) => k.ok) && report.integrity.ok && report.drbg.ok,
+    known_answer_tests: report.kats.length,
+    failed: report.kats.filter((k) => !k.ok).map((k) => k.name),
+    integrity: report.integrity.ok,
+    drbg: report.drbg.ok,
+  });
+  onErrorState((e) => void audit.recordEvent('ErrorState', { kind: e.kind, reason: e.reason }));
+
+  const counters = opts.gcm.counters;
+  counters.on('threshold', (e) => {
+    void audit.recordEvent('NonceThreshold', { key: e.key, percent: e.percent, used: e.used, limit: e.limit });
+    if (e.severity === 'info') return;
+    raiseAlert({
+      kind: e.severity === 'page' ? 'gcm_counter_page' : 'gcm_counter_ticket',
+      severity: e.severity === 'page' ? 'critical' : 'warning',
+      summary: `AES-GCM key ${e.key} at ${e.percent}% of its invocation limit (${e.used}/${e.limit})`,
+      details: { ...e },
+      dedupKey: `gcm_counter:${e.key}:${e.percent}`,
+    });
+  });
+  counters.on('exhausted', (e) => {
+    void audit.recordEvent('NonceExhausted', { key: e.key, used: e.used, limit: e.limit });
+    raiseAlert({
+      kind: 'gcm_counter_page',
+      severity: 'critical',
+      summary: `AES-GCM key ${e.key} reached its invocation limit; encryption with it is refused`,
+      details: { ...e },
+      dedupKey: `gcm_counter:${e.key}:100`,
+    });
+  });
+
+  // PIN alerts are raised from C_Login results by alerts/triggers.ts; here the lockout
+  // transitions reach the audit log.
+  for (const t of opts.tokens) {
+    t.events.on('pin_locked', (e) => void audit.recordEvent('Lockout', { ...e }));
+    t.events.on('pin_unlocked', (e) => void audit.recordEvent('Unlock', { ...e }));
+  }
+}
