@@ -17,7 +17,7 @@
 // BENCH_NO_OPENSSL=1 to skip the floors.
 // Prints a table and writes bench/results/latest.json.
 import { execFileSync, fork, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -204,20 +204,35 @@ function opensslFloors() {
   const out = {};
   const speed = (args) => execFileSync('openssl', ['speed', '-mr', '-seconds', '1', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 30_000 });
   try {
-    // +F4:<n>:<bits>:<sign s/op>:<verify s/op> for ECDSA; +F2:... for RSA.
-    const ec = /^\+F4:\d+:256:([\d.e+-]+):/m.exec(speed(['ecdsap256']));
-    if (ec) out['ecdsa-p256-sign'] = Math.round(1 / Number(ec[1]));
-    const rsa = /^\+F2:\d+:2048:([\d.e+-]+):/m.exec(speed(['rsa2048']));
-    if (rsa) out['rsa2048-sign'] = Math.round(1 / Number(rsa[1]));
-    // +F:<n>:<name>:<bytes/s per block size>
-    const gcm = /^\+F:\d+:aes-256-gcm:([\d.]+)/m.exec(speed(['-evp', 'aes-256-gcm', '-bytes', '1024']));
+    // OpenSSL 3.0 -mr lines: +F4:<n>:256:<signs/s>:<verifies/s> (ECDSA), +F2:<n>:2048:<signs/s>:…
+    // (RSA), +F:<n>:<name>:<bytes/s at the -bytes size> (ciphers, digests).
+    const ec = /^\+F4:\d+:256:([\d.]+):/m.exec(speed(['ecdsap256']));
+    if (ec) out['ecdsa-p256-sign'] = Math.round(Number(ec[1]));
+    const rsa = /^\+F2:\d+:2048:([\d.]+):/m.exec(speed(['rsa2048']));
+    if (rsa) out['rsa2048-sign'] = Math.round(Number(rsa[1]));
+    const gcm = /^\+F:\d+:aes-256-gcm:([\d.]+)/im.exec(speed(['-evp', 'aes-256-gcm', '-bytes', '1024']));
     if (gcm) out['aes-gcm-1k'] = Math.round(Number(gcm[1]) / 1024);
-    const sha = /^\+F:\d+:sha256:([\d.]+)/m.exec(speed(['-evp', 'sha256', '-bytes', '1024']));
+    const sha = /^\+F:\d+:sha256:([\d.]+)/im.exec(speed(['-evp', 'sha256', '-bytes', '1024']));
     if (sha) out['sha256-1k'] = Math.round(Number(sha[1]) / 1024);
   } catch (e) {
     log(`openssl speed failed: ${e.message}`);
   }
   return out;
+}
+
+/** Floor for audited operations: 64-byte append + fsync per op, 1 s, on the bench temp dir's filesystem. */
+function fsyncRate() {
+  const fd = openSync(path.join(tmp, 'fsync-probe'), 'a');
+  const line = Buffer.alloc(64, 0x61);
+  let n = 0;
+  const end = performance.now() + 1000;
+  while (performance.now() < end) {
+    writeSync(fd, line);
+    fsyncSync(fd);
+    n++;
+  }
+  closeSync(fd);
+  return n;
 }
 
 function versions() {
@@ -237,7 +252,7 @@ function versions() {
     softhsm2: pkg('softhsm2'),
     p11kit: pkg('p11-kit'),
     openssl: execFileSync('openssl', ['version'], { encoding: 'utf8' }).trim(),
-    crateon: JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version,
+    craton: JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version,
   };
 }
 
@@ -311,16 +326,18 @@ async function main() {
     }
   }
   const floors = process.env.BENCH_NO_OPENSSL ? {} : opensslFloors();
+  const fsyncPerSec = fsyncRate();
 
   const out = {
     date: new Date().toISOString(),
     secondsPerCell: SECONDS,
     threads: THREADS,
-    machine: versions(),
+    machine: { ...versions(), loadavgAtEnd: os.loadavg().map((x) => Math.round(x * 100) / 100) },
     operations: Object.fromEntries(ops.map((o) => [o.id, o.title])),
     targets: Object.fromEntries(TARGET_COLS),
     results,
     opensslSpeed1Thread: floors,
+    fsyncPerSec,
     targetErrors,
     durationSeconds: Math.round((Date.now() - started) / 1000),
   };
@@ -329,6 +346,7 @@ async function main() {
   console.log(`Craton HSM bench — ops/s summed over client processes; ratios are ours ÷ peer (${SECONDS}s per cell)`);
   console.log(`${out.machine.cpu}, ${out.machine.cores} cores, node ${out.machine.node}, softhsm2 ${out.machine.softhsm2}, p11-kit ${out.machine.p11kit}`);
   console.log(table(results, floors, ops));
+  console.log(`floor: ${fsyncPerSec} append+fsync/s on ${os.tmpdir()} (1 thread); openssl column: \`openssl speed\`, 1 thread`);
   for (const [k, v] of Object.entries(targetErrors)) console.log(`target ${k} failed: ${v}`);
   console.log(`wrote bench/results/latest.json (${out.durationSeconds} s)`);
 }

@@ -7,8 +7,9 @@ import { raiseAlert } from './alerts/index.js';
 import { onErrorState, type Safety } from './selftest/index.js';
 import type { GcmNonceGuard } from './nonce/guard.js';
 import type { Token } from './token/token.js';
+import type { PolicyEnforcer } from './policy/enforcer.js';
 
-export function connectEvents(opts: { audit: AuditLog; safety: Safety; gcm: GcmNonceGuard; tokens: Token[] }): void {
+export function connectEvents(opts: { audit: AuditLog; safety: Safety; gcm: GcmNonceGuard; tokens: Token[]; policy: PolicyEnforcer }): void {
   const { audit } = opts;
   const report = opts.safety.report;
   void audit.recordEvent('SelfTest', {
@@ -40,6 +41,24 @@ export function connectEvents(opts: { audit: AuditLog; safety: Safety; gcm: GcmN
       summary: `AES-GCM key ${e.key} reached its invocation limit; encryption with it is refused`,
       details: { ...e },
       dedupKey: `gcm_counter:${e.key}:100`,
+    });
+  });
+
+  opts.policy.onViolation((v) => {
+    void audit.recordEvent('PolicyViolation', {
+      mechanism: v.mechanismName,
+      operation: v.op,
+      algorithm: v.verdict.algorithm,
+      reason: v.verdict.reason,
+      mode: v.mode,
+      refused: v.refused,
+    });
+    raiseAlert({
+      kind: 'policy_violation',
+      severity: 'warning',
+      summary: `${v.refused ? 'refused' : 'ran (warn mode)'} non-approved ${v.mechanismName} for ${v.op}: ${v.verdict.reason}`,
+      details: { mechanism: v.mechanismName, op: v.op, algorithm: v.verdict.algorithm, mode: v.mode },
+      dedupKey: `policy_violation:${v.mechanismName}:${v.op}`,
     });
   });
 

@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   const dispatcher = new Dispatcher(core);
   const audit = await attachAudit(dispatcher, config, log);
   const safety = await startSafety({ config, log, dispatcher, testFaults: opts.testFaults === true });
-  connectEvents({ audit, safety, gcm: core.gcm, tokens });
+  connectEvents({ audit, safety, gcm: core.gcm, tokens, policy: core.policy });
   const server = await startWireServer({
     socketPath: config.daemon.socket_path,
     limits: config.limits,

@@ -73,7 +73,7 @@ export function draftForCall(rec: CallRecord, now: number): Draft {
     uid: rec.app.peer.uid,
     exe: rec.app.peer.exe,
     mechanism: n.mechanism === undefined ? null : mechanismName(n.mechanism),
-    fips_approved: null,
+    fips_approved: n.approved ?? null,
   };
 }
 
