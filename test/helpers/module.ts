@@ -69,3 +69,18 @@ export function runCli(
 
 /** For assertion messages. */
 export const describeRun = (r: CliResult): string => `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+
+/** The CK_RV a pkcs11js call ended with (CKR_OK when it returned). pkcs11js reports it
+ * as `code`, or only in the message as "CKR_NAME:<decimal>". */
+export function rvOf(fn: () => unknown): number {
+  try {
+    fn();
+    return 0;
+  } catch (e) {
+    const code = (e as { code?: number }).code;
+    if (typeof code === 'number') return code;
+    const m = /CKR_\w+:(\d+)/.exec(String((e as Error).message));
+    if (m) return Number(m[1]);
+    throw e;
+  }
+}

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, createPublicKey, createVerify, verify as nodeVerify, constants as cc } from 'node:crypto';
 import { CKA, CKF, CKK, CKM, CKO, CKR, CKS, CKU, rvName } from '../../hsm-daemon/src/pkcs11/index.js';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { loadModule, pkcs11js, type LoadedModule, type PKCS11 } from '../helpers/module.js';
+import { loadModule, pkcs11js, type LoadedModule, type PKCS11, rvOf } from '../helpers/module.js';
 
 const SO_PIN = '12345678';
 const USER_PIN = '1234';
@@ -14,19 +14,6 @@ let mod: LoadedModule;
 let p11: PKCS11;
 let slot: Buffer;
 
-function rvOf(fn: () => unknown): number {
-  try {
-    fn();
-  } catch (e) {
-    const code = (e as { code?: number }).code;
-    if (typeof code === 'number') return code;
-    // pkcs11js reports the CK_RV in the message as "CKR_NAME:<decimal>"
-    const m = /CKR_\w+:(\d+)/.exec(String((e as Error).message));
-    if (m) return Number(m[1]);
-    throw e;
-  }
-  return CKR.OK;
-}
 
 function expectRv(fn: () => unknown, rv: number): void {
   const got = rvOf(fn);

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CKF, CKR, rvName } from '../../hsm-daemon/src/pkcs11/index.js';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { loadModule, type PKCS11 } from '../helpers/module.js';
+import { loadModule, type PKCS11, rvOf } from '../helpers/module.js';
 
 interface Hit {
   body: Record<string, any>;
@@ -44,18 +44,6 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
-function rvOf(fn: () => unknown): number {
-  try {
-    fn();
-  } catch (e) {
-    const code = (e as { code?: number }).code;
-    if (typeof code === 'number') return code;
-    const m = /CKR_\w+:(\d+)/.exec(String((e as Error).message));
-    if (m) return Number(m[1]);
-    throw e;
-  }
-  return CKR.OK;
-}
 
 async function waitFor<T>(f: () => T | undefined, ms = 15_000): Promise<T> {
   const end = Date.now() + ms;

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { CKF, CKR, CKU, rvName } from '../../hsm-daemon/src/pkcs11/index.js';
 import { startDaemon, REPO_ROOT, MODULE_PATH, type Daemon } from '../helpers/daemon.js';
-import { loadModule, type LoadedModule } from '../helpers/module.js';
+import { loadModule, type LoadedModule, rvOf } from '../helpers/module.js';
 
 const SO_PIN = '12345678';
 const USER_PIN = '1234';
@@ -19,18 +19,6 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-function rvOf(fn: () => unknown): number {
-  try {
-    fn();
-    return CKR.OK;
-  } catch (e) {
-    const code = (e as { code?: number }).code;
-    if (typeof code === 'number') return code;
-    const m = /CKR_\w+:(\d+)/.exec(String((e as Error).message));
-    if (m) return Number(m[1]);
-    throw e;
-  }
-}
 const expectRv = (fn: () => unknown, rv: number) => expect(rvName(rvOf(fn))).toBe(rvName(rv));
 
 interface Running {

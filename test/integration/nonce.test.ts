@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CKA, CKF, CKM, CKO, CKR, CKU, rvName } from '../../hsm-daemon/src/pkcs11/index.js';
 import { startDaemon, REPO_ROOT, MODULE_PATH, type Daemon } from '../helpers/daemon.js';
-import { loadModule, pkcs11js, type LoadedModule } from '../helpers/module.js';
+import { loadModule, pkcs11js, type LoadedModule, rvOf } from '../helpers/module.js';
 
 const SO_PIN = '12345678';
 const USER_PIN = '1234';
@@ -18,18 +18,6 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-function rvOf(fn: () => unknown): number {
-  try {
-    fn();
-    return CKR.OK;
-  } catch (e) {
-    const code = (e as { code?: number }).code;
-    if (typeof code === 'number') return code;
-    const m = /CKR_\w+:(\d+)/.exec(String((e as Error).message));
-    if (m) return Number(m[1]);
-    throw e;
-  }
-}
 const expectRv = (fn: () => unknown, rv: number) => expect(rvName(rvOf(fn))).toBe(rvName(rv));
 
 async function expectLog(d: Daemon, re: RegExp, ms = 3000): Promise<void> {

@@ -8,25 +8,13 @@ import { MechanismRegistry, defaultFamilies } from '../../hsm-daemon/src/mechani
 import { PolicyEnforcer } from '../../hsm-daemon/src/policy/enforcer.js';
 import { DEFAULT_POLICY_SETTINGS, type PolicySettings } from '../../hsm-daemon/src/policy/table.js';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { loadModule, type LoadedModule, type PKCS11 } from '../helpers/module.js';
+import { loadModule, type LoadedModule, type PKCS11, rvOf } from '../helpers/module.js';
 
 const SO_PIN = '12345678';
 const USER_PIN = '1234';
 const P256 = Buffer.from('06082a8648ce3d030107', 'hex');
 const DATA = Buffer.from('policy matrix payload');
 
-function rvOf(fn: () => unknown): number {
-  try {
-    fn();
-  } catch (e) {
-    const code = (e as { code?: number }).code;
-    if (typeof code === 'number') return code;
-    const m = /CKR_\w+:(\d+)/.exec(String((e as Error).message));
-    if (m) return Number(m[1]);
-    throw e;
-  }
-  return CKR.OK;
-}
 
 interface Env {
   p11: PKCS11;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CKA, CKF, CKM, CKO, CKR, CKU, rvName } from '../../hsm-daemon/src/pkcs11/index.js';
 import { startDaemon, REPO_ROOT, type Daemon } from '../helpers/daemon.js';
-import { loadModule, type LoadedModule } from '../helpers/module.js';
+import { loadModule, type LoadedModule, rvOf } from '../helpers/module.js';
 
 const SO_PIN = '12345678';
 const USER_PIN = '1234';
@@ -19,19 +19,6 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-function rvOf(fn: () => unknown): number {
-  try {
-    fn();
-    return CKR.OK;
-  } catch (e) {
-    const code = (e as { code?: number }).code;
-    if (typeof code === 'number') return code;
-    // pkcs11js reports the CK_RV in the message as "CKR_NAME:<decimal>"
-    const m = /CKR_\w+:(\d+)/.exec(String((e as Error).message));
-    if (m) return Number(m[1]);
-    throw e;
-  }
-}
 
 async function freshDaemon(dataDir?: string): Promise<Daemon> {
   const d = await startDaemon({ slots: 1, dataDir });
