@@ -36,9 +36,10 @@ apt_pkgs=(
   libp11-kit-dev p11-kit                   # packaged pkcs11.h (no hand-copied header)
   opensc                                   # pkcs11-tool
   softhsm2                                 # reference module for comparisons
+  p11-kit-modules                          # p11-kit-client.so: bench column SoftHSM2 behind p11-kit server
   gnutls-bin                               # p11tool / certtool
   libengine-pkcs11-openssl openssl         # OpenSSL's pkcs11 engine, openssl CLI
-  openssh-client                           # ssh-keygen -D
+  openssh-client                           # ssh-keygen -D, ssh-agent/ssh-add
   valgrind                                 # memcheck test of a client run
 )
 # --- eBPF tracer (tracer/, craton-trace): BPF compiler, libbpf, bpftool (skeleton and

@@ -603,10 +603,10 @@ export const INTENDED: Record<string, { ours: unknown; softhsm: unknown; why: st
     softhsm: 'CKR_OK',
     why: 'PKCS#11 2.40 §5.6 leaves it open whether operations survive C_Logout; Craton HSM ends them (no signing with a logged-out key), SoftHSM2 keeps them',
   },
-  'C_GenerateKey AES with CKA_VALUE_LEN 20': {
-    ours: 'CKR_KEY_SIZE_RANGE',
-    softhsm: 'CKR_ATTRIBUTE_VALUE_INVALID',
-    why: 'Craton HSM reports the size against CK_MECHANISM_INFO ulMin/MaxKeySize (CKR_KEY_SIZE_RANGE); SoftHSM2 treats it as a bad attribute value. 2.40 §5.14 lists only CKR_ATTRIBUTE_VALUE_INVALID for C_GenerateKey: to review',
+  'C_CreateObject AES key with a 7-byte value': {
+    ours: 'CKR_ATTRIBUTE_VALUE_INVALID',
+    softhsm: 'CKR_OK',
+    why: 'PKCS#11 2.40 Current Mechanisms, AES secret key objects: CKA_VALUE is 16, 24 or 32 bytes; SoftHSM2 accepts 7',
   },
 };
 
@@ -615,9 +615,4 @@ export const INTENDED: Record<string, { ours: unknown; softhsm: unknown; why: st
  * what the spec requires. The test is marked as an expected failure (it.fails) until fixed.
  */
 export const KNOWN_BUGS: Record<string, { now: unknown; spec: unknown; why: string }> = {
-  'C_CreateObject AES key with a 7-byte value': {
-    now: 'CKR_OK',
-    spec: 'CKR_ATTRIBUTE_VALUE_INVALID',
-    why: 'PKCS#11 2.40 Current Mechanisms, AES secret key objects: CKA_VALUE is 16, 24 or 32 bytes; both modules accept 7',
-  },
 };

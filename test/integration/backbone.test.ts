@@ -436,9 +436,10 @@ describe('bad input gets the spec CK_RV', () => {
     ['C_DestroyObject of a bad object', () => p11.C_DestroyObject(s, bogus), CKR.OBJECT_HANDLE_INVALID],
     ['C_GenerateKey with a key-pair mechanism', () => p11.C_GenerateKey(s, { mechanism: CKM.EC_KEY_PAIR_GEN }, []), CKR.MECHANISM_INVALID],
     ['C_GenerateKey AES without CKA_VALUE_LEN', () => p11.C_GenerateKey(s, { mechanism: CKM.AES_KEY_GEN }, []), CKR.TEMPLATE_INCOMPLETE],
-    ['C_GenerateKey AES with a bad length', () => p11.C_GenerateKey(s, { mechanism: CKM.AES_KEY_GEN }, [{ type: CKA.VALUE_LEN, value: 17 }]), CKR.KEY_SIZE_RANGE],
+    ['C_GenerateKey AES with a bad length', () => p11.C_GenerateKey(s, { mechanism: CKM.AES_KEY_GEN }, [{ type: CKA.VALUE_LEN, value: 17 }]), CKR.ATTRIBUTE_VALUE_INVALID],
     ['C_GenerateKeyPair EC without CKA_EC_PARAMS', () => p11.C_GenerateKeyPair(s, { mechanism: CKM.EC_KEY_PAIR_GEN }, [], []), CKR.TEMPLATE_INCOMPLETE],
     ['C_GenerateKeyPair RSA of 1024 bits', () => p11.C_GenerateKeyPair(s, { mechanism: CKM.RSA_PKCS_KEY_PAIR_GEN }, [{ type: CKA.MODULUS_BITS, value: 1024 }], []), CKR.KEY_SIZE_RANGE],
+    ['C_CreateObject AES key of 7 bytes', () => p11.C_CreateObject(s, [{ type: CKA.CLASS, value: CKO.SECRET_KEY }, { type: CKA.KEY_TYPE, value: CKK.AES }, { type: CKA.VALUE, value: Buffer.alloc(7) }]), CKR.ATTRIBUTE_VALUE_INVALID],
     // C_SeedRandom now succeeds (issue 4: additional input to a DRBG reseed); see test/integration/faults.test.ts.
     ['C_InitToken with a bad slot', () => p11.C_InitToken(Buffer.from([99, 0, 0, 0, 0, 0, 0, 0]), SO_PIN, 'x'), CKR.SLOT_ID_INVALID],
     ['C_Initialize twice', () => p11.C_Initialize(), CKR.CRYPTOKI_ALREADY_INITIALIZED],

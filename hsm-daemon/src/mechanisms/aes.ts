@@ -298,7 +298,8 @@ export class AesFamily implements MechanismFamily {
     expectNoParam(mech);
     const len = optUlong(template, CKA.VALUE_LEN);
     if (len === undefined) throw new CkError(CKR.TEMPLATE_INCOMPLETE, 'CKA_VALUE_LEN is required');
-    if (!KEY_SIZES.includes(len)) throw new CkError(CKR.KEY_SIZE_RANGE);
+    // An impossible AES length is a bad attribute value (C_GenerateKey has no KEY_SIZE_RANGE).
+    if (!KEY_SIZES.includes(len)) throw new CkError(CKR.ATTRIBUTE_VALUE_INVALID, 'AES keys are 16, 24 or 32 bytes');
     return {
       attrs: new Map([
         [CKA.KEY_TYPE, ulongAttr(CKK.AES)],

@@ -136,3 +136,9 @@ export function forbiddenForCreate(cls: number, keyType: number | undefined): nu
   if (cls === CKO.PUBLIC_KEY && keyType === CKK.RSA) return [CKA.MODULUS_BITS];
   return [];
 }
+
+/** Lengths of CKA_VALUE a secret key of this type can have, or undefined for any
+ * non-empty length. */
+export function secretValueLengths(keyType: number): readonly number[] | undefined {
+  return keyType === CKK.AES ? [16, 24, 32] : undefined;
+}

@@ -8,7 +8,7 @@ import { attrKind } from '../pkcs11/attributes.js';
 import { boolValue, readBool, readUlong, ulongValue, ULONG_UNAVAILABLE } from '../pkcs11/values.js';
 import { CkError } from '../errors.js';
 import {
-  allowedAttributes, defaultAttributes, forbiddenForCreate, MODIFIABLE_AFTER_CREATION, ONE_WAY, requiredForCreate, TOKEN_SET,
+  allowedAttributes, defaultAttributes, forbiddenForCreate, MODIFIABLE_AFTER_CREATION, ONE_WAY, requiredForCreate, secretValueLengths, TOKEN_SET,
 } from './rules.js';
 
 export interface ParsedTemplate {
@@ -84,6 +84,15 @@ export function buildNewObject(tpl: ParsedTemplate, implied: AttrMap, creation: 
     for (const t of requiredForCreate(cls, keyType)) {
       if (!attrs.has(t)) throw new CkError(CKR.TEMPLATE_INCOMPLETE, `attribute 0x${t.toString(16)} is required`);
     }
+  }
+
+  const value = attrs.get(CKA.VALUE);
+  if (cls === CKO.SECRET_KEY && value && keyType !== undefined) {
+    const lengths = secretValueLengths(keyType);
+    if (value.length === 0 || (lengths && !lengths.includes(value.length))) {
+      throw new CkError(CKR.ATTRIBUTE_VALUE_INVALID, `CKA_VALUE of ${value.length} bytes is not a valid key of this type`);
+    }
+    if (!attrs.has(CKA.VALUE_LEN)) attrs.set(CKA.VALUE_LEN, ulongValue(value.length));
   }
 
   for (const [t, v] of defaultAttributes(cls)) if (!attrs.has(t) && allowed.has(t)) attrs.set(t, boolValue(v));

@@ -605,10 +605,8 @@ function evaluate(row: PolicyRow, ctx: PolicyContext, s: PolicySettings): Verdic
       }
       break;
     case 'aes':
-      if (bits !== undefined && bits !== 128 && bits !== 192 && bits !== 256) {
-        fipsSizeOk = false;
-        sizeReason = `AES keys are 128, 192 or 256 bits, not ${bits}`;
-      }
+      // AES itself has only 128/192/256-bit keys: another length is not a policy
+      // question but an invalid key, which the mechanism refuses with its own CK_RV.
       break;
     case 'ec': {
       const c = ctx.curve ? CURVES[ctx.curve] : undefined;
