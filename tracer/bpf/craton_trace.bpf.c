@@ -118,6 +118,17 @@ static __always_inline void count_drop(void)
 		__sync_fetch_and_add(n, 1);
 }
 
+/* Wake the loader only when a batch has built up: a wakeup per event costs more than
+ * the event (irq_work + context switch). The loader polls every 100 ms anyway, so an
+ * event waits at most that long; enforcement does not depend on it. */
+#define CT_WAKEUP_BYTES (64 * 1024)
+static __always_inline void submit(struct ct_event *e)
+{
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+
+	bpf_ringbuf_submit(e, avail >= CT_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
 static __always_inline void fill_task(struct ct_event *e, __u32 type)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -246,7 +257,7 @@ static __always_inline int emit_crypto(struct pt_regs *ctx, __u32 probe, __u32 o
 	}
 	flags |= enforce_rule(matched);
 	e->flags = flags;
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 
@@ -527,7 +538,7 @@ int BPF_KRETPROBE(ssl_current_cipher_ret, const void *cipher)
 		if (name)
 			bpf_probe_read_user_str(e->name, sizeof(e->name), name);
 	}
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 
@@ -566,7 +577,7 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	if (len && bpf_probe_read_user(e->args, len, (void *)start))
 		e->args[0] = 0;
 	e->arg = (__s32)len;
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 
@@ -594,7 +605,7 @@ int handle_exit(void *ctx)
 	e->name[0] = 0;
 	e->path[0] = 0;
 	e->args[0] = 0;
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 
@@ -739,7 +750,7 @@ int handle_openat_exit(struct trace_event_raw_sys_exit *ctx)
 	e->arg = a->flags;
 	e->name[0] = 0;
 	e->args[0] = 0;
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 out:
 	bpf_map_delete_elem(&open_inflight, &tid);
 	return 0;

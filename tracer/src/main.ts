@@ -210,7 +210,10 @@ async function stream(o: CommonOpts, types?: FilterOptions['types']): Promise<vo
   if (session.dropped) process.stderr.write(`craton-trace: ${session.dropped} events dropped (ring buffer full)\n`);
   await writer.close();
   if (alerts) {
-    await Promise.race([alerts.flush(), new Promise((r) => setTimeout(r, 10_000))]);
+    // deliver what is queued, but do not hang on an unreachable sink
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([alerts.flush(), new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+    clearTimeout(timer);
     alerts.close();
   }
 }

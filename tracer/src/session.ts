@@ -241,6 +241,7 @@ export function loaderArgs(o: Omit<SessionOptions, 'onEvent'>, nids: () => NidIn
 export class TraceSession {
   private child?: ChildProcess;
   private readonly procs = new ProcCache();
+  private ended?: Promise<void>;
   ready?: RawReady;
   dropped = 0;
 
@@ -263,6 +264,15 @@ export class TraceSession {
     return new Promise((resolve, reject) => {
       let settled = false;
       const rl = readline.createInterface({ input: child.stdout! });
+      // the loader closes stdout after its last record, before the slow uprobe detach
+      this.ended = new Promise((r) =>
+        rl.once('close', () => {
+          // let this process exit while the loader finishes detaching
+          child.stderr!.destroy();
+          child.unref();
+          r();
+        }),
+      );
       rl.on('line', (line) => {
         let raw: RawEvent;
         try {
@@ -297,19 +307,19 @@ export class TraceSession {
     });
   }
 
-  /** Resolves when the loader has exited (after --duration, or stop()). */
-  wait(): Promise<number | null> {
-    const c = this.child;
-    if (!c || c.exitCode !== null) return Promise.resolve(c?.exitCode ?? null);
-    return new Promise((resolve) => c.once('close', (code) => resolve(code)));
+  /**
+   * Resolves when the loader's event stream has ended (after --duration, or stop()).
+   * The loader then still detaches its uprobes (the kernel needs ~0.1 s per uprobe for
+   * RCU); it does that on its own and exits, nothing here waits for it.
+   */
+  wait(): Promise<void> {
+    return this.ended ?? Promise.resolve();
   }
 
   async stop(): Promise<void> {
     const c = this.child;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     c.kill('SIGTERM');
-    const t = setTimeout(() => c.kill('SIGKILL'), 3000);
     await this.wait();
-    clearTimeout(t);
   }
 }
