@@ -1,17 +1,19 @@
 // craton-hsm-admin: operator CLI. Takes the daemon's --config / --data-dir / --socket so it
-// resolves the same paths the daemon does. Subcommands are added by the features that need
-// them (audit, lockout, …); `status` is the first.
+// resolves the same paths the daemon does. The live-state commands (status, selftest,
+// token, key, pin: commands.ts) talk to the daemon's admin socket; the audit commands
+// (audit/commands.ts) read the log files. Exit codes: docs/admin.md.
 import net from 'node:net';
-import path from 'node:path';
-import { Command, Option } from 'commander';
-import { ConfigError, defaultConfigPath, loadConfig } from '../../hsm-daemon/src/config/load.js';
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, loadConfig } from '../../hsm-daemon/src/config/load.js';
 import type { Config, ConfigOverrides } from '../../hsm-daemon/src/config/types.js';
 import { registerAuditCommands } from './audit/commands.js';
+import { registerAdminCommands } from './commands.js';
 
 interface GlobalOptions {
   config?: string;
   dataDir?: string;
   socket?: string;
+  adminSocket?: string;
 }
 
 export function configFrom(opts: GlobalOptions): Config {
@@ -40,28 +42,12 @@ export function buildProgram(): Command {
     .addOption(new Option('--config <path>', 'TOML configuration laid over the embedded default (env CRATON_HSM_CONFIG)'))
     .addOption(new Option('--data-dir <dir>', 'data directory (overrides [daemon] data_dir)'))
     .addOption(new Option('--socket <path>', 'application socket (overrides [daemon] socket_path)'))
-    .showHelpAfterError();
+    .addOption(new Option('--admin-socket <path>', 'admin socket (overrides [daemon] admin_socket_path)'))
+    .showHelpAfterError()
+    // Usage errors exit 2 (main() below); subcommands inherit this.
+    .exitOverride();
 
-  program
-    .command('status')
-    .description('print the resolved paths and whether the daemon socket answers')
-    .action(async (_opts: unknown, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<GlobalOptions>();
-      const c = configFrom(opts);
-      const app = await socketAnswers(c.daemon.socket_path);
-      const file = opts.config ?? (process.env.CRATON_HSM_CONFIG || undefined);
-      const lines = [
-        `config:            ${defaultConfigPath()}${file ? ` + ${path.resolve(file)}` : ''}`,
-        `data_dir:          ${c.daemon.data_dir}`,
-        `socket:            ${c.daemon.socket_path} (${app.ok ? 'up' : 'down'}: ${app.detail})`,
-        `admin_socket:      ${c.daemon.admin_socket_path}`,
-        `audit_log:         ${c.audit.log_path}`,
-        `slots:             ${c.slots.count}`,
-      ];
-      process.stdout.write(lines.join('\n') + '\n');
-      process.exitCode = app.ok ? 0 : 3;
-    });
-
+  registerAdminCommands(program, configFrom, socketAnswers);
   registerAuditCommands(program, configFrom);
 
   return program;
@@ -71,6 +57,11 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help / --version exit 0; anything else commander rejects is a usage error.
+      process.exitCode = e.exitCode === 0 ? 0 : 2;
+      return;
+    }
     if (e instanceof ConfigError) {
       process.stderr.write(`craton-hsm-admin: ${e.message}\n`);
       process.exitCode = 2;

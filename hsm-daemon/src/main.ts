@@ -18,6 +18,8 @@ import { repoRoot } from './paths.js';
 import { startSafety } from './selftest/index.js';
 import { attachAudit } from './audit/index.js';
 import { connectEvents } from './events.js';
+import { startAdminServer } from './admin/server.js';
+import { startMetrics } from './metrics/index.js';
 
 function openTokens(config: Config, handles: HandleAllocator): Token[] {
   const tokens: Token[] = [];
@@ -74,6 +76,8 @@ async function main(): Promise<void> {
     instanceId: randomBytes(8).readBigUInt64BE(),
     log,
   });
+  const adminServer = await startAdminServer({ config, core, audit, safety, log, connections: () => server.connectionCount() });
+  const metrics = await startMetrics({ config, log, core, dispatcher, audit, safety });
 
   const modulePath = path.join(repoRoot(), 'build', 'libcraton_hsm.so');
   if (!existsSync(modulePath)) log('warn', `${modulePath} is missing; run npm run build so applications can load the module`);
@@ -84,7 +88,9 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log('info', `${signal} received; closing the socket`);
+    await metrics.close();
     await server.close();
+    await adminServer.close();
     await audit.close();
     process.exit(0);
   };

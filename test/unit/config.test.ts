@@ -62,7 +62,7 @@ describe('default configuration', () => {
     expect(c.nonce.gcm_invocation_limit).toBe(4294967296);
     expect(c.nonce.alert_thresholds).toEqual([50, 75, 90, 95]);
     expect(c.alerts.webhook).toBeUndefined();
-    expect(c.metrics).toEqual({ enabled: false, listen: '127.0.0.1:9464' });
+    expect(c.metrics).toEqual({ enabled: false, listen: '127.0.0.1:9464', allow_non_loopback: false });
   });
 });
 

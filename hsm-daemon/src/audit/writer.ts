@@ -109,6 +109,15 @@ export class AuditWriter {
   lastError: string | null = null;
   /** Entries refused or lost since the log last became unavailable. */
   lost = 0;
+  /** Cumulative counters for metrics/ (Prometheus): entries on disk, segment changes. */
+  readonly stats = { entriesWritten: 0, rotations: 0, reopens: 0 };
+  /** Called after each batch's fdatasync with its duration in seconds (metrics/ histogram). */
+  onFsync: ((seconds: number) => void) | null = null;
+
+  /** Entries and segment markers waiting for the pump (metrics/). */
+  get queueDepth(): number {
+    return this.queue.length;
+  }
   readonly now: () => number;
 
   constructor(readonly opts: WriterOptions) {
@@ -441,13 +450,16 @@ export class AuditWriter {
           const { bytesWritten } = await fh.write(buf, off, buf.length - off);
           off += bytesWritten;
         }
+        const t0 = performance.now();
         await fh.datasync();
+        this.onFsync?.((performance.now() - t0) / 1000);
       } catch (e) {
         this.pumpActive = false;
         this.fail(e as Error, batch, buf.length);
         return;
       }
       this.size += buf.length;
+      this.stats.entriesWritten += batch.length;
       for (const b of batch) {
         b.resolve();
         if (b.after) {
@@ -483,6 +495,8 @@ export class AuditWriter {
     this.size = st.size;
     syncDir(path.dirname(logPath));
     this.segmentPending = false;
+    if (mode === 'rotate') this.stats.rotations++;
+    else this.stats.reopens++;
     this.opts.log('info', `audit log segment ${mode === 'rotate' ? `rotated to ${target}` : 'reopened'}; continuing at ${logPath}`);
   }
 

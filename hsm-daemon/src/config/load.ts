@@ -177,6 +177,7 @@ const SPEC: Table = table({
       const port = Number(m[2]);
       return port >= 1 && port <= 65535 ? null : allowed;
     }),
+    allow_non_loopback: bool(),
   }),
 });
 

@@ -52,7 +52,8 @@ export interface Config {
     pagerduty?: { url: string; routing_key: string };
     command?: { argv: string[] };
   };
-  metrics: { enabled: boolean; listen: string };
+  /** Prometheus endpoint (metrics/): loopback only unless allow_non_loopback. */
+  metrics: { enabled: boolean; listen: string; allow_non_loopback: boolean };
 }
 
 /** Command-line / environment overrides, applied after the file. */

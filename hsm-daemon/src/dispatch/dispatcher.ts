@@ -77,6 +77,9 @@ export interface CallRecord {
   fn: FunctionName;
   rv: number;
   note: CallNote;
+  /** performance.now() when the call reached the dispatcher (metrics/ latency: an observer
+   * registered after the audit log measures handler + audit fsync). */
+  startedAt?: number;
 }
 
 /** Sees every completed call. Throwing CkError replaces the reply with that CK_RV (the
@@ -102,6 +105,7 @@ export class Dispatcher implements CallHandler {
   }
 
   async handle(app: AppContext, callId: number, req: RequestReader, newWriter: () => ReplyWriter): Promise<Reply> {
+    const startedAt = performance.now();
     const fn = FUNCTIONS[callId - 1];
     const handler = TABLE[callId - 1];
     if (!fn) throw new Error(`unknown call id ${callId}`);
@@ -129,7 +133,7 @@ export class Dispatcher implements CallHandler {
     }
     for (const o of this.observers) {
       try {
-        await o({ app, fn, rv: reply.rv, note });
+        await o({ app, fn, rv: reply.rv, note, startedAt });
       } catch (err) {
         if (err instanceof CkError) {
           reply = { rv: err.rv };

@@ -31,7 +31,8 @@ export interface SafetyOptions {
 
 export interface Safety {
   alerts: Alerts;
-  report: SelfTestReport;
+  /** The latest self-test report: startup's, replaced by each rerunSelfTests(). */
+  readonly report: SelfTestReport;
   /** Runs the self-tests again; a passing run clears the error state and resolves the page. */
   rerunSelfTests(): Promise<SelfTestReport>;
   onErrorState: typeof onErrorState;
@@ -79,15 +80,19 @@ export async function startSafety(opts: SafetyOptions): Promise<Safety> {
     return r;
   };
 
-  const report = await run();
+  let report = await run();
   return {
     alerts,
-    report,
+    /** The latest run's report (startup, then each rerunSelfTests). */
+    get report() {
+      return report;
+    },
     onErrorState,
     async rerunSelfTests() {
       // The latch stays set while the tests run; only a passing run clears it.
       const before = errorState();
       const r = await run();
+      report = r;
       if (r.passed && before) {
         clearErrorState();
         log('info', `error state (${before.kind}) cleared by a passing self-test run`);
