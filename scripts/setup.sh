@@ -41,6 +41,7 @@ apt_pkgs=(
   libengine-pkcs11-openssl openssl         # OpenSSL's pkcs11 engine, openssl CLI
   openssh-client                           # ssh-keygen -D, ssh-agent/ssh-add
   valgrind                                 # memcheck test of a client run
+  rsyslog                                  # deploy test: rsyslogd -N1 checks the SIEM shipping config
 )
 # --- eBPF tracer (tracer/, craton-trace): BPF compiler, libbpf, bpftool (skeleton and
 # vmlinux.h from the running kernel's BTF), libelf/zlib for libbpf. Debian 12 packages
