@@ -6,9 +6,8 @@
 //
 // main.ts wiring (after startWireServer, and close() in stop() before audit.close()):
 //   const adminServer = await startAdminServer({ config, core, audit, safety, log, connections: () => server.connectionCount() });
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { chmod, unlink } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
 import { CKR } from '../pkcs11/index.js';
 import { rvName } from '../pkcs11/names.js';
 import { CkError } from '../errors.js';
@@ -22,6 +21,7 @@ import type { ClientIdentity } from '../wire/contract.js';
 import { loadPeerCred, peerIdentity } from '../wire/peercred.js';
 import * as cmds from './commands.js';
 import { ADMIN_COMMANDS, ADMIN_ERRORS, MAX_LINE_BYTES, type AdminCommand, type AdminResponse } from './protocol.js';
+import { errMsg, prepareSocketPath } from '../net/unix-socket.js';
 
 export type LogFn = (level: 'error' | 'warn' | 'info' | 'debug', msg: string) => void;
 
@@ -49,7 +49,6 @@ export interface AdminServer {
 
 const SOCKET_MODE = 0o600;
 const DIR_MODE = 0o700;
-const PROBE_TIMEOUT_MS = 2000;
 
 /** Operation names in the audit log, per command. */
 const AUDIT_OPERATION: Record<AdminCommand, string | null> = {
@@ -67,39 +66,7 @@ const AUDIT_OPERATION: Record<AdminCommand, string | null> = {
 /** Commands refused while the audit log cannot be written and [audit] fail_closed is set. */
 const NEEDS_AUDIT = new Set<AdminCommand>(['token.init', 'key.list', 'key.delete', 'pin.change', 'pin.reset']);
 
-const errMsg = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
 
-async function prepareSocketPath(path: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: DIR_MODE });
-  let isSocket: boolean;
-  try {
-    isSocket = (await lstat(path)).isSocket();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw e;
-  }
-  if (!isSocket) throw new Error(`${path} exists and is not a socket; remove it or set another daemon.admin_socket_path`);
-  const live = await new Promise<boolean>((resolve) => {
-    const s = createConnection(path);
-    const timer = setTimeout(() => {
-      s.destroy();
-      resolve(true);
-    }, PROBE_TIMEOUT_MS);
-    s.once('connect', () => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-  });
-  if (live) throw new Error(`another craton-hsmd is already serving the admin socket ${path}`);
-  await unlink(path).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'ENOENT') throw e;
-  });
-}
 
 /** Binds with umask 0177 so the socket is never reachable by others, even briefly. */
 function listen(server: Server, path: string): Promise<void> {
@@ -323,7 +290,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   });
   server.on('error', (e) => log('error', `admin: socket error: ${errMsg(e)}`));
 
-  await prepareSocketPath(socketPath);
+  await prepareSocketPath(socketPath, DIR_MODE, 'daemon.admin_socket_path');
   await listen(server, socketPath);
   await chmod(socketPath, SOCKET_MODE);
   log('info', `admin socket listening on ${socketPath} (mode 0600; root and uid ${ownUid} only)`);

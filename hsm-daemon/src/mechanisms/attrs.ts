@@ -5,11 +5,9 @@ import { CKA, CKR } from '../pkcs11/constants.generated.js';
 import { CkError } from '../errors.js';
 import type { AttrMap, KeyRef } from './types.js';
 
-export function ulongAttr(n: number | bigint): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
-}
+// Writing is shared with the object layer (pkcs11/values.ts); reading here is strict
+// because a malformed key attribute must fail the operation with a CK_RV.
+export { ulongValue as ulongAttr, boolValue as boolAttr } from '../pkcs11/values.js';
 
 /** Reads a canonical CK_ULONG. Values beyond 2^53 do not occur for the attributes
  * families read (lengths, bit sizes, enum values), so a number is returned. */
@@ -18,10 +16,6 @@ export function readUlong(buf: Buffer): number {
   const v = buf.readBigUInt64LE(0);
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new CkError(CKR.ATTRIBUTE_VALUE_INVALID, 'CK_ULONG out of range');
   return Number(v);
-}
-
-export function boolAttr(b: boolean): Buffer {
-  return Buffer.from([b ? 1 : 0]);
 }
 
 export function readBool(buf: Buffer): boolean {

@@ -102,7 +102,7 @@ export function buildNewObject(tpl: ParsedTemplate, implied: AttrMap, creation: 
   if (isKey) {
     const local = creation.how === 'generate';
     attrs.set(CKA.LOCAL, boolValue(local));
-    attrs.set(CKA.KEY_GEN_MECHANISM, creation.how === 'generate' ? ulongValue(creation.mechanism) : ULONG_UNAVAILABLE);
+    attrs.set(CKA.KEY_GEN_MECHANISM, creation.how === 'generate' ? ulongValue(creation.mechanism) : Buffer.from(ULONG_UNAVAILABLE));
     if (cls !== CKO.PUBLIC_KEY) {
       const sensitive = readBool(attrs.get(CKA.SENSITIVE)) === true;
       const extractable = readBool(attrs.get(CKA.EXTRACTABLE)) === true;

@@ -1,7 +1,5 @@
 // Canonical attribute values (see mechanisms/types.ts AttrMap): the one place that
 // knows CK_ULONG is 8 bytes little-endian and CK_BBOOL one byte inside the daemon.
-export const CK_TRUE = Buffer.from([1]);
-export const CK_FALSE = Buffer.from([0]);
 
 /** CK_UNAVAILABLE_INFORMATION stored in a CK_ULONG attribute (e.g. CKA_KEY_GEN_MECHANISM). */
 export const ULONG_UNAVAILABLE = Buffer.alloc(8, 0xff);
@@ -20,8 +18,10 @@ export function readUlong(b: Buffer | undefined): number | undefined {
   return v > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(v);
 }
 
+/** A fresh buffer each time: attribute values are owned by their object (and secret
+ * ones are zeroed in place), so none may be shared. */
 export function boolValue(v: boolean): Buffer {
-  return v ? CK_TRUE : CK_FALSE;
+  return Buffer.from([v ? 1 : 0]);
 }
 
 /** Reads a canonical CK_BBOOL; undefined when the buffer is not 1 byte. Any non-zero is true. */

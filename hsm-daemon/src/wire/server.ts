@@ -3,9 +3,8 @@
 // outcome is that its own connection is closed after one log line: every callback here
 // catches, and no promise is left without a rejection handler.
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { chmod, unlink } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { Config } from '../config/types.js';
 import { CKR, FUNCTIONS } from '../pkcs11/constants.generated.js';
 import { callIdOf, functionName } from '../pkcs11/names.js';
@@ -14,6 +13,7 @@ import type { AppContext, CallHandler, ClientIdentity, ClientLayout, Reply } fro
 import { ProtocolError } from './errors.js';
 import { FrameParser, replyHeader, replyLength, type Frame } from './framing.js';
 import { loadPeerCred, peerIdentity } from './peercred.js';
+import { errMsg, prepareSocketPath } from '../net/unix-socket.js';
 
 export const PROTOCOL_VERSION = 1;
 export const HELLO_CALL_ID = 0;
@@ -23,7 +23,6 @@ const BYTE_ORDER_BIG = 2;
 const C_FINALIZE = callIdOf('C_Finalize');
 const SOCKET_MODE = 0o660;
 const SOCKET_DIR_MODE = 0o750;
-const PROBE_TIMEOUT_MS = 2000;
 const EMPTY = Buffer.alloc(0);
 // Layout used only to decode HELLO itself, which contains no native-layout values.
 const HELLO_LAYOUT: ClientLayout = { ulongSize: 8, littleEndian: true };
@@ -63,49 +62,14 @@ interface Conn {
   idleTimer: NodeJS.Timeout | null;
 }
 
-const errMsg = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
 
-/** Makes the socket path usable: parent directory present, stale socket removed, and a
- * live daemon on it (or a non-socket file) reported instead of clobbered. */
-async function prepareSocketPath(path: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: SOCKET_DIR_MODE });
-  let isSocket: boolean;
-  try {
-    isSocket = (await lstat(path)).isSocket();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw e;
-  }
-  if (!isSocket) throw new Error(`${path} exists and is not a socket; remove it or set another daemon.socket_path`);
-  const probe = await new Promise<'live' | 'stale' | string>((resolve) => {
-    const s = createConnection(path);
-    const timer = setTimeout(() => {
-      s.destroy();
-      resolve('live');
-    }, PROBE_TIMEOUT_MS);
-    s.once('connect', () => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve('live');
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      resolve(e.code === 'ECONNREFUSED' || e.code === 'ENOENT' ? 'stale' : `${e.code ?? e.message}`);
-    });
-  });
-  if (probe === 'live') throw new Error(`another craton-hsmd is already serving ${path}; stop it or set another daemon.socket_path`);
-  if (probe !== 'stale') throw new Error(`cannot tell whether ${path} is in use (${probe}); check its permissions`);
-  await unlink(path).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'ENOENT') throw e;
-  });
-}
 
 export async function startWireServer(opts: WireServerOptions): Promise<WireServer> {
   const { socketPath, limits, handler, instanceId, log } = opts;
   if (instanceId < 0n || instanceId > 0xffffffffffffffffn) throw new RangeError('instanceId must fit in a u64');
   // Fail before binding: without SO_PEERCRED, application tokens could be replayed by anyone.
   loadPeerCred();
-  await prepareSocketPath(socketPath);
+  await prepareSocketPath(socketPath, SOCKET_DIR_MODE, 'daemon.socket_path');
 
   const maxFrame = limits.max_frame_bytes;
   const apps = new Map<string, App>();
