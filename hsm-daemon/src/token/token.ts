@@ -307,6 +307,13 @@ export class Token {
     for (const o of [...this.objects.values()]) if (o.owner.app === app) this.forget(o);
   }
 
+  /** How many session objects this application holds on this token. */
+  sessionObjectCount(app: string): number {
+    let n = 0;
+    for (const o of this.objects.values()) if (o.owner.app === app) n++;
+    return n;
+  }
+
   /** Objects this application can see right now (token objects and its own session
    * objects; private ones only while it is logged in as the user). */
   visibleTo(app: string): HsmObject[] {

@@ -20,6 +20,12 @@ export async function addObject(core: HsmCore, s: Session, attrs: AttrMap, array
   const isToken = readBool(attrs.get(CKA.TOKEN)) === true;
   const isPrivate = readBool(attrs.get(CKA.PRIVATE)) === true;
   core.checkWriteAccess(s, isToken, isPrivate);
+  if (!isToken) {
+    // Session objects live in daemon memory: one application must not exhaust it.
+    const limit = core.config.limits.max_session_objects_per_app;
+    const held = core.tokens.reduce((n, t) => n + t.sessionObjectCount(s.app), 0);
+    if (held >= limit) throw new CkError(CKR.DEVICE_MEMORY, `at most ${limit} session objects per application ([limits] max_session_objects_per_app)`);
+  }
   const owner = isToken ? { session: null, app: null } : { session: s.handle, app: s.app };
   return core.tokenOf(s).addObject(newUid(), attrs, arrays, owner);
 }
