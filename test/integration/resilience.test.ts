@@ -197,3 +197,18 @@ describe('garbage on the socket', () => {
     expect(d.proc.exitCode).toBeNull();
   });
 });
+
+describe('no daemon at C_Initialize', () => {
+  it('returns CKR_DEVICE_ERROR, silent unless CRATON_HSM_DEBUG=1', async () => {
+    const { runCli } = await import('../helpers/module.js');
+    const { MODULE_PATH } = await import('../helpers/daemon.js');
+    const env = { ...process.env, CRATON_HSM_SOCKET: path.join(REPO_ROOT, 'no-such-dir', 'none.sock') };
+    delete env.CRATON_HSM_DEBUG;
+    const quiet = await runCli('pkcs11-tool', ['--module', MODULE_PATH, '--list-slots'], { env });
+    expect(quiet.code).not.toBe(0);
+    expect(quiet.stderr).toContain('CKR_DEVICE_ERROR');
+    expect(quiet.stderr).not.toContain('craton-hsm:');
+    const loud = await runCli('pkcs11-tool', ['--module', MODULE_PATH, '--list-slots'], { env: { ...env, CRATON_HSM_DEBUG: '1' } });
+    expect(loud.stderr).toMatch(/craton-hsm: cannot connect to .*none\.sock/);
+  });
+});
