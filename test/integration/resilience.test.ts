@@ -212,3 +212,39 @@ describe('no daemon at C_Initialize', () => {
     expect(loud.stderr).toMatch(/craton-hsm: cannot connect to .*none\.sock/);
   });
 });
+
+describe('a client that dies mid-call', () => {
+  it('the daemon finishes or drops the call and keeps serving others', async () => {
+    const d = await freshDaemon();
+    const m = loadModule(d.socketPath);
+    cleanups.push(() => m.close());
+    const slot = initToken(m);
+    // A child starts slow RSA-4096 key generations and is killed while they run.
+    const script = `
+      import pkcs11js from 'pkcs11js';
+      const p11 = new pkcs11js.PKCS11(); p11.load(process.argv[1]); p11.C_Initialize();
+      const slot = p11.C_GetSlotList(true)[0];
+      const s = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      p11.C_Login(s, pkcs11js.CKU_USER, '${USER_PIN}');
+      process.stdout.write('busy\\n');
+      for (;;) p11.C_GenerateKeyPair(s, { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN },
+        [{ type: pkcs11js.CKA_MODULUS_BITS, value: 4096 }], [{ type: pkcs11js.CKA_SIGN, value: true }]);
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, d.modulePath], {
+      cwd: REPO_ROOT,
+      env: d.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    await new Promise<void>((resolve) => child.stdout.on('data', (b: Buffer) => b.toString().includes('busy') && resolve()));
+    await new Promise((r) => setTimeout(r, 150));
+    child.kill('SIGKILL');
+    await new Promise<void>((r) => child.once('exit', () => r()));
+    const p11 = m.p11;
+    const s = p11.C_OpenSession(slot, CKF.SERIAL_SESSION);
+    p11.C_Login(s, CKU.USER, USER_PIN);
+    expect(p11.C_GenerateRandom(s, Buffer.alloc(16))).toHaveLength(16);
+    // the dead client's session objects and login went with it: only ours remain
+    expect(d.proc.exitCode).toBeNull();
+    expect(d.stderr()).not.toMatch(/unhandled|TypeError|RangeError/i);
+  });
+});
