@@ -491,6 +491,74 @@ int BPF_KPROBE(des_set_key_unchecked)
 }
 
 /*
+ * uprobe-multi dispatcher. Where the kernel has uprobe_multi links (6.6+), the loader
+ * attaches this one program to every entry point of a target with a single link (one
+ * BPF_LINK_CREATE, one RCU grace period on detach instead of one per probe) and puts the
+ * probe id in each offset's cookie. The per-function programs above are the fallback for
+ * older kernels (one perf-event uprobe each); both paths share the helpers.
+ */
+static __always_inline long sixth_arg(struct pt_regs *ctx)
+{
+#if defined(__TARGET_ARCH_x86)
+	return (long)ctx->r9;
+#elif defined(__TARGET_ARCH_arm64)
+	return (long)ctx->regs[5];
+#else
+	return -1;
+#endif
+}
+
+SEC("uprobe")
+int ct_dispatch(struct pt_regs *ctx)
+{
+	__u32 probe = (__u32)(bpf_get_attach_cookie(ctx) >> CT_COOKIE_PROBE_SHIFT) & 0xff;
+	void *a1 = (void *)PT_REGS_PARM1(ctx), *a2 = (void *)PT_REGS_PARM2(ctx);
+	int enc;
+
+	switch (probe) {
+	case CT_P_DIGEST_INIT:
+	case CT_P_DIGEST_INIT_EX:
+	case CT_P_DIGEST_INIT_EX2:
+		return digest_init(ctx, probe, a1, a2);
+	case CT_P_CIPHER_INIT:
+	case CT_P_CIPHER_INIT_EX:
+	case CT_P_CIPHER_INIT_EX2:
+	case CT_P_ENCRYPT_INIT:
+	case CT_P_ENCRYPT_INIT_EX:
+	case CT_P_ENCRYPT_INIT_EX2:
+	case CT_P_DECRYPT_INIT:
+	case CT_P_DECRYPT_INIT_EX:
+	case CT_P_DECRYPT_INIT_EX2:
+		if (probe == CT_P_CIPHER_INIT_EX)
+			enc = (int)sixth_arg(ctx);
+		else if (probe == CT_P_CIPHER_INIT || probe == CT_P_CIPHER_INIT_EX2)
+			enc = (int)PT_REGS_PARM5(ctx);
+		else
+			enc = probe >= CT_P_DECRYPT_INIT ? 0 : 1;
+		return cipher_init(ctx, probe, a1, a2, enc);
+	case CT_P_SIGN_INIT:
+	case CT_P_VERIFY_INIT:
+		return sigver_init(ctx, probe, probe == CT_P_SIGN_INIT ? CT_OP_SIGN : CT_OP_VERIFY,
+				   (const void *)PT_REGS_PARM3(ctx));
+	case CT_P_SIGN_INIT_EX:
+	case CT_P_VERIFY_INIT_EX:
+		return sigver_init_ex(ctx, probe, probe == CT_P_SIGN_INIT_EX ? CT_OP_SIGN : CT_OP_VERIFY,
+				      (const char *)PT_REGS_PARM3(ctx));
+	case CT_P_MD5_INIT:
+		return lowlevel(ctx, probe, CT_OP_DIGEST, NID_md5, 0);
+	case CT_P_MD4_INIT:
+		return lowlevel(ctx, probe, CT_OP_DIGEST, NID_md4, 0);
+	case CT_P_RC4_SET_KEY:
+		return lowlevel(ctx, probe, CT_OP_CIPHER, NID_rc4, (int)(long)a2);
+	case CT_P_DES_SET_KEY:
+	case CT_P_DES_SET_KEY_CHECKED:
+	case CT_P_DES_SET_KEY_UNCHECKED:
+		return lowlevel(ctx, probe, CT_OP_CIPHER, NID_des_ecb, 0);
+	}
+	return 0;
+}
+
+/*
  * Negotiated TLS cipher: SSL_get_current_cipher returns the SSL_CIPHER in use; its
  * second and third members are the OpenSSL and the IANA (RFC) name. Reported once per
  * process and cipher per second (applications call it repeatedly). Observed after the

@@ -76,6 +76,7 @@ enum ct_op {
 
 /* uprobe attach cookie bits */
 #define CT_COOKIE_SHARED_LIB 1ull /* target is a shared libcrypto: internal-call test is meaningful */
+#define CT_COOKIE_PROBE_SHIFT 8   /* bits 8..15: enum ct_probe (uprobe-multi dispatcher) */
 
 /* flags on CT_EV_OPEN */
 #define CT_F_OPEN_LIB     (1u << 8) /* a crypto library, else a key/cert/keystore file */

@@ -10,16 +10,20 @@
  *       [--signal KILL|STOP] [--block-nid N[:MASK]]... [--block-name NAME[:MASK]]...
  *       [--exempt PATH]... [--enforce-only PATH]...
  *       [--libcrypto PATH] [--libssl PATH] [--binary PATH]... [--all-pids]
- *       [--no-files] [--duration SECS]
+ *       [--no-files] [--duration SECS] [--no-multi]
  *   craton-trace-loader --list-nids      # NID, short and long name of every object
  *
  * Output lines (all have "event_type"): ready, crypto_op, process_exec, process_exit,
  * file_open, attach_error, stats. Timestamps: "ts_us", microseconds since the epoch,
  * converted from the kernel's CLOCK_BOOTTIME with an offset refreshed every second.
  */
+#define _GNU_SOURCE /* F_SETPIPE_SZ */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
 #include <getopt.h>
+#include <libelf.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -29,6 +33,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +66,7 @@ static struct {
 	int duration;
 	bool list_nids;
 	bool verbose;
+	bool no_multi;
 } opt = {
 	.sig = 9,
 	.libcrypto = "/usr/lib/x86_64-linux-gnu/libcrypto.so.3",
@@ -136,6 +142,15 @@ static const char *probe_name(__u32 p)
 		[CT_P_TLS_CIPHER] = "SSL_get_current_cipher",
 	};
 	return p < CT_P__MAX && names[p] ? names[p] : "unknown";
+}
+
+/* enum ct_probe of an entry point's name (0: unknown) */
+static __u32 prog_id(const char *func)
+{
+	for (__u32 p = 1; p < CT_P__MAX; p++)
+		if (!strcmp(probe_name(p), func))
+			return p;
+	return 0;
 }
 
 static const char *op_name(__u32 op)
@@ -299,16 +314,44 @@ static const struct probe_spec probes[] = {
 	{ "SSL_get_current_cipher", true, true, false, false },
 };
 
-static struct bpf_link *links[256];
+/*
+ * Attachments: libbpf links (tracepoints' are in the skeleton; per-probe uprobes on
+ * kernels without uprobe-multi) or raw uprobe_multi link fds.
+ */
+struct attachment {
+	struct bpf_link *link;
+	int fd;
+};
+static struct attachment links[256];
 static int n_links;
+static int n_tp_links; /* the first n_tp_links are the skeleton's tracepoints */
+static bool use_multi; /* uprobe_multi links (kernel 6.6+) */
+
+static void keep(struct bpf_link *l, int fd)
+{
+	if (n_links < (int)(sizeof(links) / sizeof(links[0]))) {
+		links[n_links].link = l;
+		links[n_links++].fd = fd;
+	} else if (l) {
+		bpf_link__destroy(l);
+	} else {
+		close(fd);
+	}
+}
 
 /*
- * Detaching a uprobe waits for an RCU grace period in the kernel (~0.1 s each here), so
- * 23 serial detaches take seconds. One thread per link lets the grace periods overlap.
+ * Detaching waits for an RCU grace period per link (~0.1 s here). With uprobe-multi
+ * there are only two or three links; on the per-probe fallback there are ~23. One thread
+ * per link lets independent grace periods overlap where the kernel allows it.
  */
-static void *detach_one(void *l)
+static void *detach_one(void *arg)
 {
-	bpf_link__destroy(l);
+	struct attachment *a = arg;
+
+	if (a->link)
+		bpf_link__destroy(a->link);
+	else
+		close(a->fd);
 	return NULL;
 }
 
@@ -318,12 +361,12 @@ static void detach_all(void)
 	bool started[sizeof(links) / sizeof(links[0])] = { false };
 
 	for (int i = 0; i < n_links; i++)
-		started[i] = pthread_create(&th[i], NULL, detach_one, links[i]) == 0;
+		started[i] = n_links > 1 && pthread_create(&th[i], NULL, detach_one, &links[i]) == 0;
 	for (int i = 0; i < n_links; i++) {
 		if (started[i])
 			pthread_join(th[i], NULL);
 		else
-			bpf_link__destroy(links[i]);
+			detach_one(&links[i]);
 	}
 	n_links = 0;
 }
@@ -339,23 +382,206 @@ static void attach_error(const char *target, const char *func, int err)
 	printf("}\n");
 }
 
-/* attach every probe that exists in `path`; returns how many attached */
-static int attach_target(struct craton_trace *s, const char *path, pid_t pid, bool is_ssl, bool any)
+/* ---- uprobe-multi by raw bpf(2): Debian 12's libbpf 1.1 predates it ---------------- */
+
+/* UAPI values (include/uapi/linux/bpf.h, kernel 6.6+); not in the 6.1 headers */
+#define CT_BPF_TRACE_UPROBE_MULTI 48
+#define CT_BPF_F_UPROBE_MULTI_RETURN 1u
+
+/* the BPF_LINK_CREATE member of union bpf_attr for uprobe_multi */
+struct ct_link_create_uprobe_multi {
+	__u32 prog_fd;
+	__u32 target_fd;
+	__u32 attach_type;
+	__u32 flags;
+	__u64 path;
+	__u64 offsets;
+	__u64 ref_ctr_offsets;
+	__u64 cookies;
+	__u32 cnt;
+	__u32 um_flags;
+	__u32 pid;
+	__u32 pad;
+};
+
+static int uprobe_multi_link(int prog_fd, const char *path, const unsigned long *offsets,
+			     const __u64 *cookies, __u32 cnt, bool retprobe, pid_t pid)
+{
+	struct ct_link_create_uprobe_multi a;
+	int fd;
+
+	memset(&a, 0, sizeof(a));
+	a.prog_fd = prog_fd;
+	a.attach_type = CT_BPF_TRACE_UPROBE_MULTI;
+	a.path = (__u64)(unsigned long)path;
+	a.offsets = (__u64)(unsigned long)offsets;
+	a.cookies = (__u64)(unsigned long)cookies;
+	a.cnt = cnt;
+	a.um_flags = retprobe ? CT_BPF_F_UPROBE_MULTI_RETURN : 0;
+	a.pid = pid > 0 ? (__u32)pid : 0;
+	fd = syscall(__NR_bpf, BPF_LINK_CREATE, &a, sizeof(a));
+	return fd < 0 ? -errno : fd;
+}
+
+/* Does the kernel know uprobe_multi links? A program of that attach type linked to a
+ * directory fails with EBADF (path checked) where it exists, EINVAL where it does not. */
+static bool kernel_has_uprobe_multi(void)
+{
+	struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, po, .expected_attach_type = CT_BPF_TRACE_UPROBE_MULTI);
+	unsigned long off = 0;
+	int prog, link;
+
+	prog = bpf_prog_load(BPF_PROG_TYPE_KPROBE, "ct_probe_um", "GPL", insns, 2, &po);
+	if (prog < 0)
+		return false;
+	link = uprobe_multi_link(prog, "/", &off, NULL, 1, false, 0);
+	if (link >= 0)
+		close(link);
+	close(prog);
+	return link == -EBADF;
+}
+
+/* File offsets of the defined functions `names` in the ELF file `path` (0: not found). */
+static int func_offsets(const char *path, const char *const *names, int n, unsigned long *out)
+{
+	Elf *elf;
+	Elf_Scn *scn = NULL;
+	size_t nph;
+	int fd, found = 0;
+
+	memset(out, 0, sizeof(*out) * n);
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	if (!elf || elf_getphdrnum(elf, &nph)) {
+		if (elf)
+			elf_end(elf);
+		close(fd);
+		return -EINVAL;
+	}
+	/* .dynsym first (exported entry points), then .symtab if present */
+	for (int pass = 0; pass < 2; pass++) {
+		while ((scn = elf_nextscn(elf, scn))) {
+			GElf_Shdr sh;
+			Elf_Data *d;
+
+			if (!gelf_getshdr(scn, &sh) || sh.sh_type != (pass ? SHT_SYMTAB : SHT_DYNSYM))
+				continue;
+			d = elf_getdata(scn, NULL);
+			for (size_t i = 0; d && sh.sh_entsize && i < sh.sh_size / sh.sh_entsize; i++) {
+				GElf_Sym sym;
+				const char *nm;
+
+				if (!gelf_getsym(d, (int)i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+				    sym.st_shndx == SHN_UNDEF || !sym.st_value)
+					continue;
+				nm = elf_strptr(elf, sh.sh_link, sym.st_name);
+				if (!nm)
+					continue;
+				for (int k = 0; k < n; k++) {
+					if (out[k] || strcmp(nm, names[k]))
+						continue;
+					/* virtual address -> file offset through the loadable segment */
+					for (size_t p = 0; p < nph; p++) {
+						GElf_Phdr ph;
+						if (!gelf_getphdr(elf, (int)p, &ph) || ph.p_type != PT_LOAD)
+							continue;
+						if (sym.st_value >= ph.p_vaddr && sym.st_value < ph.p_vaddr + ph.p_memsz) {
+							out[k] = sym.st_value - ph.p_vaddr + ph.p_offset;
+							found++;
+							break;
+						}
+					}
+				}
+			}
+		}
+		scn = NULL;
+	}
+	elf_end(elf);
+	close(fd);
+	return found;
+}
+
+static bool wanted(size_t i, bool is_ssl, bool any)
 {
 	/* a --binary (any) links OpenSSL statically: its low-level entry points are also
 	 * called by its own EVP code, and caller-in-library cannot tell them apart */
+	if (!any && probes[i].ssl != is_ssl)
+		return false;
+	if (any && probes[i].lowlevel)
+		return false;
+	return true;
+}
+
+/* all probes of one target with (at most) two uprobe_multi links: entries, returns */
+static int attach_target_multi(struct craton_trace *s, const char *path, pid_t pid, bool is_ssl, bool any)
+{
+	enum { N = sizeof(probes) / sizeof(probes[0]) };
+	const char *names[N];
+	unsigned long offs[N], sel_offs[N];
+	__u64 cookies[N];
+	int ok = 0, r;
+
+	for (size_t i = 0; i < N; i++)
+		names[i] = probes[i].func;
+	r = func_offsets(path, names, N, offs);
+	if (r < 0) {
+		attach_error(path, "*", r);
+		return 0;
+	}
+	for (int ret = 0; ret < 2; ret++) {
+		__u32 cnt = 0;
+		struct bpf_program *prog = ret ? s->progs.ssl_current_cipher_ret : s->progs.ct_dispatch;
+		int fd;
+
+		for (size_t i = 0; i < N; i++) {
+			if (!wanted(i, is_ssl, any) || probes[i].retprobe != (bool)ret)
+				continue;
+			if (!offs[i]) {
+				if (probes[i].required && !any)
+					attach_error(path, probes[i].func, -ENOENT);
+				continue;
+			}
+			sel_offs[cnt] = offs[i];
+			cookies[cnt++] = ((__u64)prog_id(probes[i].func) << CT_COOKIE_PROBE_SHIFT) |
+					 (any ? 0 : CT_COOKIE_SHARED_LIB);
+		}
+		if (!cnt)
+			continue;
+		fd = uprobe_multi_link(bpf_program__fd(prog), path, sel_offs, cookies, cnt, ret, pid);
+		if (fd < 0) {
+			attach_error(path, ret ? "uprobe_multi (return)" : "uprobe_multi", fd);
+			continue;
+		}
+		keep(NULL, fd);
+		ok += cnt;
+	}
+	return ok;
+}
+
+/* attach every probe that exists in `path`; returns how many attached */
+static int attach_target(struct craton_trace *s, const char *path, pid_t pid, bool is_ssl, bool any)
+{
 	int ok = 0;
 
+	if (use_multi)
+		return attach_target_multi(s, path, pid, is_ssl, any);
 	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
 		LIBBPF_OPTS(bpf_uprobe_opts, uo);
 		struct bpf_link *l;
 
-		if (!any && probes[i].ssl != is_ssl)
-			continue;
-		if (any && probes[i].lowlevel)
+		if (!wanted(i, is_ssl, any))
 			continue;
 		uo.func_name = probes[i].func;
-		uo.bpf_cookie = any ? 0 : CT_COOKIE_SHARED_LIB;
+		uo.bpf_cookie = ((__u64)prog_id(probes[i].func) << CT_COOKIE_PROBE_SHIFT) |
+				(any ? 0 : CT_COOKIE_SHARED_LIB);
 		uo.retprobe = probes[i].retprobe;
 		l = bpf_program__attach_uprobe_opts(prog_for(s, probes[i].func), pid, path, 0, &uo);
 		if (!l) {
@@ -365,8 +591,7 @@ static int attach_target(struct craton_trace *s, const char *path, pid_t pid, bo
 				attach_error(path, probes[i].func, err);
 			continue;
 		}
-		if (n_links < (int)(sizeof(links) / sizeof(links[0])))
-			links[n_links++] = l;
+		keep(l, -1);
 		ok++;
 	}
 	return ok;
@@ -381,7 +606,7 @@ static void usage(FILE *f)
 		"  [--signal KILL|STOP] [--block-nid N[:MASK]]... [--block-name NAME[:MASK]]...\n"
 		"  [--exempt PATH]... [--enforce-only PATH]...\n"
 		"  [--libcrypto PATH] [--libssl PATH] [--binary PATH]... [--all-pids] [--no-files]\n"
-		"  [--duration SECS] [--verbose] | --list-nids\n");
+		"  [--duration SECS] [--verbose] [--no-multi] | --list-nids\n");
 }
 
 static void add(const char **list, int *n, const char *v)
@@ -412,6 +637,7 @@ static void parse(int argc, char **argv)
 		{ "duration", required_argument, 0, 'd' },
 		{ "list-nids", no_argument, 0, 'L' },
 		{ "verbose", no_argument, 0, 'v' },
+		{ "no-multi", no_argument, 0, 'M' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0 },
 	};
@@ -451,6 +677,7 @@ static void parse(int argc, char **argv)
 		case 'd': opt.duration = atoi(optarg); break;
 		case 'L': opt.list_nids = true; break;
 		case 'v': opt.verbose = true; break;
+		case 'M': opt.no_multi = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -576,6 +803,23 @@ int main(int argc, char **argv)
 	skel->rodata->kill_sig = opt.sig;
 	skel->rodata->trace_files = opt.files;
 	skel->rodata->scoped = opt.n_scope > 0;
+	/* uprobe-multi: one dispatcher program for every entry point, the return probe
+	 * retyped; otherwise one program per entry point (perf-event uprobes) */
+	use_multi = !opt.no_multi && kernel_has_uprobe_multi();
+	if (use_multi) {
+		struct bpf_program *p;
+		bpf_object__for_each_program(p, skel->obj) {
+			const char *sec = bpf_program__section_name(p);
+			if (strncmp(sec, "uprobe", 6) && strncmp(sec, "uretprobe", 9))
+				continue;
+			if (p == skel->progs.ct_dispatch || p == skel->progs.ssl_current_cipher_ret)
+				bpf_program__set_expected_attach_type(p, CT_BPF_TRACE_UPROBE_MULTI);
+			else
+				bpf_program__set_autoload(p, false);
+		}
+	} else {
+		bpf_program__set_autoload(skel->progs.ct_dispatch, false);
+	}
 	if (!opt.files) {
 		bpf_program__set_autoload(skel->progs.handle_openat_enter, false);
 		bpf_program__set_autoload(skel->progs.handle_openat_exit, false);
@@ -596,6 +840,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "craton-trace-loader: attach tracepoints: %s\n", strerror(-err));
 		goto out;
 	}
+	/* the tracepoint links join the uprobe links so that all detach in parallel */
+	{
+		struct bpf_link **tp[] = { &skel->links.handle_exec, &skel->links.handle_exit,
+					   &skel->links.handle_openat_enter, &skel->links.handle_openat_exit };
+		for (size_t i = 0; i < sizeof(tp) / sizeof(tp[0]); i++)
+			if (*tp[i]) {
+				keep(*tp[i], -1);
+				*tp[i] = NULL;
+			}
+	}
+	n_tp_links = n_links;
 	attached = attach_target(skel, opt.libcrypto, -1, false, false);
 	if (attached == 0) {
 		fprintf(stderr, "craton-trace-loader: no probe attached to %s\n", opt.libcrypto);
@@ -611,15 +866,22 @@ int main(int argc, char **argv)
 		attached += n;
 	}
 
+	/* a bigger pipe to the front end absorbs its bursts of slowness (GC, classification)
+	 * before the ring buffer fills and the kernel has to drop events */
+	{
+		struct stat st;
+		if (fstat(STDOUT_FILENO, &st) == 0 && S_ISFIFO(st.st_mode))
+			(void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1 << 20);
+	}
 	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), handle_event, NULL, NULL);
 	if (!rb) {
 		err = -errno;
 		fprintf(stderr, "craton-trace-loader: ring buffer: %s\n", strerror(errno));
 		goto out;
 	}
-	printf("{\"event_type\":\"ready\",\"loader_pid\":%d,\"probes\":%d,\"attach_ms\":%.1f,"
-	       "\"enforce\":\"%s\",\"libcrypto\":",
-	       getpid(), attached, (ts_ns(CLOCK_MONOTONIC) - t0) / 1e6,
+	printf("{\"event_type\":\"ready\",\"loader_pid\":%d,\"probes\":%d,\"links\":%d,"
+	       "\"uprobe_multi\":%s,\"attach_ms\":%.1f,\"enforce\":\"%s\",\"libcrypto\":",
+	       getpid(), attached, n_links - n_tp_links, use_multi ? "true" : "false", (ts_ns(CLOCK_MONOTONIC) - t0) / 1e6,
 	       opt.enforce == CT_ENF_STRICT ? "strict" : opt.enforce == CT_ENF_DRYRUN ? "dry-run" : "off");
 	json_str(opt.libcrypto, 4096);
 	printf("}\n");
@@ -665,7 +927,7 @@ out:
 	ring_buffer__free(rb);
 	detach_all();
 	if (opt.verbose)
-		fprintf(stderr, "craton-trace-loader: uprobes detached in %.1f ms\n", (ts_ns(CLOCK_MONOTONIC) - t0) / 1e6);
+		fprintf(stderr, "craton-trace-loader: probes and tracepoints detached in %.1f ms\n", (ts_ns(CLOCK_MONOTONIC) - t0) / 1e6);
 	craton_trace__destroy(skel);
 	if (opt.verbose)
 		fprintf(stderr, "craton-trace-loader: all detached in %.1f ms\n", (ts_ns(CLOCK_MONOTONIC) - t0) / 1e6);

@@ -50,6 +50,10 @@ export interface RawReady {
   event_type: 'ready';
   loader_pid: number;
   probes: number;
+  /** uprobe links: 2–4 with uprobe-multi (one per target and direction), one per probe otherwise */
+  links?: number;
+  /** true: kernel uprobe_multi links (6.6+); false: per-probe perf-event uprobes */
+  uprobe_multi?: boolean;
   attach_ms: number;
   enforce: string;
   libcrypto: string;

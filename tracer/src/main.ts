@@ -202,7 +202,7 @@ async function stream(o: CommonOpts, types?: FilterOptions['types']): Promise<vo
   const wantFiles = !types || types.includes('file_open') || types.includes('lib_load');
   const session = new TraceSession(sessionOptions(o, config, onEvent, wantFiles));
   const ready = await session.start();
-  process.stderr.write(`craton-trace: ready (${ready.probes} probes, attached in ${ready.attach_ms} ms, enforce ${enforce})\n`);
+  process.stderr.write(`craton-trace: ready (${ready.probes} probes${ready.uprobe_multi ? ` in ${ready.links} uprobe-multi links` : ''}, attached in ${ready.attach_ms} ms, enforce ${enforce})\n`);
   const stop = () => void session.stop();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

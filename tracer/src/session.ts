@@ -264,7 +264,8 @@ export class TraceSession {
     return new Promise((resolve, reject) => {
       let settled = false;
       const rl = readline.createInterface({ input: child.stdout! });
-      // the loader closes stdout after its last record, before the slow uprobe detach
+      // the loader closes stdout after its last record, before it detaches (~0.2 s with
+      // uprobe-multi links, ~2 s on the per-probe fallback)
       this.ended = new Promise((r) =>
         rl.once('close', () => {
           // let this process exit while the loader finishes detaching
@@ -309,8 +310,9 @@ export class TraceSession {
 
   /**
    * Resolves when the loader's event stream has ended (after --duration, or stop()).
-   * The loader then still detaches its uprobes (the kernel needs ~0.1 s per uprobe for
-   * RCU); it does that on its own and exits, nothing here waits for it.
+   * The loader then still detaches (one RCU grace period per link: ~0.2 s in all with
+   * uprobe-multi, ~2 s with per-probe links); it does that on its own and exits, nothing
+   * here waits for it.
    */
   wait(): Promise<void> {
     return this.ended ?? Promise.resolve();
