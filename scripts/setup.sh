@@ -44,9 +44,10 @@ apt_pkgs=(
   rsyslog                                  # deploy test: rsyslogd -N1 checks the SIEM shipping config
 )
 # --- eBPF tracer (tracer/, craton-trace): BPF compiler, libbpf, bpftool (skeleton and
-# vmlinux.h from the running kernel's BTF), libelf/zlib for libbpf. Debian 12 packages
+# vmlinux.h from the running kernel's BTF), libelf/zlib for libbpf, libssl-dev for the
+# tracer bench's overhead.c (OpenSSL headers). Debian 12 packages
 # bpftool on its own; older releases ship it in linux-tools-common.
-apt_pkgs+=(clang llvm libbpf-dev libelf-dev zlib1g-dev)
+apt_pkgs+=(clang llvm libbpf-dev libelf-dev zlib1g-dev libssl-dev)
 if apt-cache show bpftool >/dev/null 2>&1; then apt_pkgs+=(bpftool); else apt_pkgs+=(linux-tools-common); fi
 
 missing=()

@@ -69,6 +69,8 @@ interface GcmKey {
 
 interface DaemonStatus {
   daemon: { version: string; pid: number; uid: number | null; uptime_s: number; connections: number | null };
+  /** The /readyz verdict; absent from daemons older than the field. */
+  readiness?: { ready: boolean; checks: Record<string, string | null> } | null;
   self_test: {
     passed: boolean;
     started_at: string;
@@ -216,6 +218,7 @@ export function registerAdminCommands(program: Command, configFrom: ConfigFrom, 
             lines.push(
               `${pad('daemon')}up (craton-hsmd ${d.version}, pid ${d.pid}, uid ${d.uid ?? '-'}, up ${d.uptime_s} s${d.connections !== null ? `, ${d.connections} connection(s)` : ''})`,
               `${pad('self_test')}${t.passed ? 'passed' : 'FAILED'} at ${t.started_at} (${t.known_answer_tests_passed}/${t.known_answer_tests} known-answer tests, integrity ${t.integrity.ok ? 'ok' : 'FAILED'}, DRBG ${t.drbg.ok ? 'ok' : 'FAILED'})`,
+              ...(st.readiness ? [`${pad('ready')}${st.readiness.ready ? 'yes' : 'NO'} (${Object.entries(st.readiness.checks).map(([k, v]) => `${k} ${v ?? 'none'}`).join(', ')})`] : []),
               `${pad('error_state')}${st.error_state ? `${st.error_state.kind} since ${st.error_state.at}: ${st.error_state.reason}` : 'none'}`,
               `${pad('drbg')}${st.drbg.state}${st.drbg.reason ? `: ${st.drbg.reason}` : ''}`,
               `${pad('audit')}${st.audit.healthy ? 'writing' : 'NOT WRITING'} (level ${st.audit.level})`,

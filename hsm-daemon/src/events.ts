@@ -3,7 +3,7 @@
 // the audit log (one entry per event) and to the alerts module (tickets and pages, seed
 // 003's trigger table). Sources never import the sinks; this file is the only junction.
 import type { AuditLog } from './audit/index.js';
-import { raiseAlert } from './alerts/index.js';
+import { getAlerts, raiseAlert } from './alerts/index.js';
 import { onErrorState, type Safety } from './selftest/index.js';
 import type { GcmNonceGuard } from './nonce/guard.js';
 import type { Token } from './token/token.js';
@@ -11,6 +11,16 @@ import type { PolicyEnforcer } from './policy/enforcer.js';
 
 export function connectEvents(opts: { audit: AuditLog; safety: Safety; gcm: GcmNonceGuard; tokens: Token[]; policy: PolicyEnforcer }): void {
   const { audit } = opts;
+  audit.onHealthChange((h) => {
+    if (h.healthy) return getAlerts().resolve('audit_failure', `audit log ${h.logPath} is written again`);
+    raiseAlert({
+      kind: 'audit_failure',
+      severity: 'critical',
+      summary: `audit log ${h.logPath} cannot be written (${h.reason})${h.failClosed ? '; audited calls are refused (fail_closed)' : '; calls run UNAUDITED'}`,
+      details: { log_path: h.logPath, reason: h.reason, fail_closed: h.failClosed },
+      dedupKey: 'audit_failure',
+    });
+  });
   const report = opts.safety.report;
   void audit.recordEvent('SelfTest', {
     passed: report.kats.every((k) => k.ok) && report.integrity.ok && report.drbg.ok,

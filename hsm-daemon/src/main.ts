@@ -20,6 +20,7 @@ import { attachAudit } from './audit/index.js';
 import { connectEvents } from './events.js';
 import { startAdminServer } from './admin/server.js';
 import { startMetrics } from './metrics/index.js';
+import { installService } from './reload/index.js';
 
 function openTokens(config: Config, handles: HandleAllocator): Token[] {
   const tokens: Token[] = [];
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
   const modulePath = path.join(repoRoot(), 'build', 'libcraton_hsm.so');
   if (!existsSync(modulePath)) log('warn', `${modulePath} is missing; run npm run build so applications can load the module`);
   process.stdout.write(`craton-hsmd ready: module=${modulePath} socket=${config.daemon.socket_path} pid=${process.pid}\n`);
+  installService({ overrides: { configPath: opts.config, dataDir: opts.dataDir, socketPath: opts.socket }, config, core, log }); // SIGHUP reload, sd_notify
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -137,7 +137,9 @@ static CK_RV handle_in(uint16_t id, CK_SESSION_HANDLE h, CK_ULONG v)
   return run_and_end(&k);
 }
 
-/* h, `mechanism`, `ulong` key → empty: the *Init calls. */
+/* h, `mechanism`, `ulong` key → empty: the *Init calls. Protocol 2: a C_EncryptInit
+ * reply may carry the IV the token generated (`bytes`), which goes to the caller's
+ * CK_GCM_PARAMS.pIv (PKCS#11 3.0 token-generated IV). */
 static CK_RV mech_init(uint16_t id, CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, const CK_OBJECT_HANDLE *key)
 {
   call k;
@@ -146,7 +148,13 @@ static CK_RV mech_init(uint16_t id, CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, con
   if (!m) return BAD_ARGS(&k);
   if ((rv = wb_mechanism(&k.req, m)) != CKR_OK) return call_end(&k, rv);
   if (key) wb_ulong(&k.req, *key);
-  return run_and_end(&k);
+  rv = call_run(&k);
+  if (rv == CKR_OK && id == ID(C_EncryptInit) && k.out.off < k.out.len) {
+    size_t n;
+    const uint8_t *iv = rb_bytes(&k.out, &n);
+    if (!k.out.bad && rb_at_end(&k.out) && !mech_write_back_iv(m, iv, n)) k.out.bad = 1;
+  }
+  return call_end(&k, rv);
 }
 
 /* ---- general purpose, slots and tokens ------------------------------------------ */

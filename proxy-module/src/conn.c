@@ -45,6 +45,7 @@ static struct {
   sem_t free_slots; /* connections that may still be borrowed or opened */
   conn *all, *idle;
   uint8_t token[APP_TOKEN_LEN];
+  uint32_t version; /* protocol version of the current application */
   uint64_t instance;
   uint64_t epoch; /* 0 until the first application exists */
 } pool;
@@ -218,14 +219,17 @@ static void hang_up(conn *c)
   free(c);
 }
 
-/* HELLO with `token` (NULL: start a new application). */
-static CK_RV hello(conn *c, const uint8_t *token, uint8_t *token_out, uint64_t *instance)
+/* One HELLO in protocol `version` with `token` (NULL: start a new application);
+ * *refused = 1 when the daemon answered CKR_DEVICE_ERROR (unsupported version/layout). */
+static CK_RV hello_v(conn *c, uint32_t version, const uint8_t *token, uint8_t *token_out, uint64_t *instance,
+                     int *refused)
 {
   static const uint16_t one = 1;
   wbuf w;
+  *refused = 0;
   wb_init(&w);
   wb_raw(&w, "\0\0\0\0\0\0\0\0\0\0\0\0", REQ_HEADER_LEN);
-  wb_u32(&w, PROTOCOL_VERSION);
+  wb_u32(&w, version);
   wb_u8(&w, (uint8_t)sizeof(CK_ULONG));
   wb_u8(&w, *(const uint8_t *)&one ? 1 : 2);
   wb_bytes(&w, token, token ? APP_TOKEN_LEN : 0);
@@ -243,24 +247,39 @@ static CK_RV hello(conn *c, const uint8_t *token, uint8_t *token_out, uint64_t *
   rbuf r;
   rb_init(&r, reply + REP_HEADER_LEN, reply_len - REP_HEADER_LEN);
   if (rv == CKR_OK) {
-    uint32_t version = rb_u32(&r);
+    uint32_t got = rb_u32(&r);
     size_t n;
     const uint8_t *t = rb_bytes(&r, &n);
     *instance = rb_u64(&r);
     uint32_t max_frame = rb_u32(&r);
-    if (!rb_at_end(&r) || n != APP_TOKEN_LEN || version != PROTOCOL_VERSION || max_frame < 64) {
-      dbg("malformed HELLO reply (version %u, token %zu bytes); daemon and module disagree on protocol v1",
-          version, n);
+    if (!rb_at_end(&r) || n != APP_TOKEN_LEN || got != version || max_frame < 64) {
+      dbg("malformed HELLO reply (version %u, token %zu bytes); daemon and module disagree on protocol v%u",
+          got, n, version);
       rv = CKR_DEVICE_ERROR;
     } else {
       memcpy(token_out, t, APP_TOKEN_LEN);
       c->max_frame = max_frame;
     }
   } else if (rv != CKR_GENERAL_ERROR) {
-    dbg("daemon refused HELLO with CK_RV 0x%lx (0x30: unsupported client, 0x31: connection limit reached)",
-        (unsigned long)rv);
+    *refused = rv == CKR_DEVICE_ERROR;
+    dbg("daemon refused HELLO v%u with CK_RV 0x%lx (0x30: unsupported client, 0x31: connection limit reached)",
+        version, (unsigned long)rv);
   }
   free_reply(reply, reply_len);
+  return rv;
+}
+
+/* HELLO in protocol *version. A new application offers PROTOCOL_VERSION and, when a
+ * daemon older than it refuses that, protocol 1 on the same connection; *version is
+ * then the one in use. Joins use the application's version. */
+static CK_RV hello(conn *c, uint32_t *version, const uint8_t *token, uint8_t *token_out, uint64_t *instance)
+{
+  int refused;
+  CK_RV rv = hello_v(c, *version, token, token_out, instance, &refused);
+  if (refused && !token && *version > 1) {
+    *version = 1;
+    rv = hello_v(c, *version, token, token_out, instance, &refused);
+  }
   return rv;
 }
 
@@ -278,7 +297,8 @@ static CK_RV start_application(uint64_t seen_epoch, conn **out)
     conn *c = dial();
     uint8_t token[APP_TOKEN_LEN];
     uint64_t instance = 0;
-    rv = c ? hello(c, NULL, token, &instance) : CKR_DEVICE_REMOVED;
+    uint32_t version = PROTOCOL_VERSION;
+    rv = c ? hello(c, &version, NULL, token, &instance) : CKR_DEVICE_REMOVED;
     if (rv == CKR_OK) {
       mlock_take(&pool.lock);
       if (pool.epoch && instance != pool.instance)
@@ -287,6 +307,7 @@ static CK_RV start_application(uint64_t seen_epoch, conn **out)
       else if (pool.epoch)
         dbg("daemon no longer knew this application; sessions opened before are invalid");
       memcpy(pool.token, token, APP_TOKEN_LEN);
+      pool.version = version;
       pool.instance = instance;
       c->epoch = ++pool.epoch;
       mlock_give(&pool.lock);
@@ -308,6 +329,7 @@ static CK_RV open_conn(conn **out)
     uint64_t epoch = pool.epoch;
     uint8_t token[APP_TOKEN_LEN];
     memcpy(token, pool.token, APP_TOKEN_LEN);
+    uint32_t version = pool.version;
     mlock_give(&pool.lock);
 
     CK_RV rv;
@@ -318,7 +340,7 @@ static CK_RV open_conn(conn **out)
       if (!c) return CKR_DEVICE_REMOVED;
       uint8_t got[APP_TOKEN_LEN];
       uint64_t instance;
-      rv = hello(c, token, got, &instance);
+      rv = hello(c, &version, token, got, &instance);
       explicit_bzero(token, sizeof token);
       if (rv == CKR_OK) {
         c->epoch = epoch;

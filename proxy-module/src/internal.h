@@ -17,7 +17,7 @@
 #define CALL_ID(fn) ((uint16_t)((offsetof(CK_FUNCTION_LIST, fn) - offsetof(CK_FUNCTION_LIST, C_Initialize)) / sizeof(void *) + 1))
 #define CALL_HELLO 0
 
-#define PROTOCOL_VERSION 1u
+#define PROTOCOL_VERSION 2u /* offered first; 1 when an older daemon refuses 2 */
 #define DEFAULT_MAX_FRAME (16u * 1024u * 1024u + 64u)
 #define REQ_HEADER_LEN 12u /* length, request_id, call_id, flags */
 #define REP_HEADER_LEN 20u /* ... plus rv */
@@ -69,6 +69,9 @@ CK_RV rb_attr_values_into(rbuf *r, CK_ATTRIBUTE *t, CK_ULONG n);
 
 /* ---- mech_params.c ------------------------------------------------------- */
 CK_RV wb_mechanism(wbuf *w, const CK_MECHANISM *m);
+/* Copies a token-generated IV into the caller's CK_GCM_PARAMS.pIv; 0 when m is not
+ * CKM_AES_GCM with an IV buffer of exactly n bytes (the reply is then malformed). */
+int mech_write_back_iv(const CK_MECHANISM *m, const uint8_t *iv, size_t n);
 
 /* ---- module.c: locks that honour the application's mutex callbacks ------- */
 typedef struct {

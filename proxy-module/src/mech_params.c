@@ -184,3 +184,24 @@ CK_RV wb_mechanism(wbuf *w, const CK_MECHANISM *m)
   wb_free(&body); /* may hold a PBKDF2 password */
   return rv;
 }
+
+int mech_write_back_iv(const CK_MECHANISM *m, const uint8_t *iv, size_t n)
+{
+  if (!m || m->mechanism != CKM_AES_GCM || !m->pParameter) return 0;
+  CK_BYTE_PTR dst;
+  CK_ULONG len;
+  if (m->ulParameterLen == sizeof(CK_GCM_PARAMS)) {
+    const CK_GCM_PARAMS *p = m->pParameter;
+    dst = p->pIv;
+    len = p->ulIvLen;
+  } else if (m->ulParameterLen == sizeof(gcm_params_errata)) {
+    const gcm_params_errata *p = m->pParameter;
+    dst = p->pIv;
+    len = p->ulIvLen;
+  } else {
+    return 0;
+  }
+  if (!dst || len != n) return 0;
+  memcpy(dst, iv, n);
+  return 1;
+}

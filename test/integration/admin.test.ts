@@ -126,6 +126,7 @@ describe('status', () => {
     expect(s.self_test.passed).toBe(true);
     expect(s.self_test.known_answer_tests).toBeGreaterThan(0);
     expect(s.error_state).toBeNull();
+    expect(s.readiness).toEqual({ ready: true, checks: { selftest: 'passed', error_state: null, audit: 'writable' } });
     expect(s.drbg.state).toBe('ready');
     expect(s.audit).toMatchObject({ healthy: true, level: 'all' });
     expect(s.slots).toHaveLength(2);
@@ -138,6 +139,7 @@ describe('status', () => {
     const r = await adminOk(d, ['status']);
     expect(r.stdout).toMatch(/daemon: +up \(craton-hsmd /);
     expect(r.stdout).toMatch(/self_test: +passed/);
+    expect(r.stdout).toMatch(/ready: +yes \(selftest passed, error_state none, audit writable\)/);
     expect(r.stdout).toMatch(/error_state: +none/);
     const down = await admin(d, ['--admin-socket', path.join(d.dataDir, 'nope.sock'), 'status']);
     expect(down.code, describeRun(down)).toBe(3);

@@ -2,7 +2,7 @@
 // pkcs11js hammer for kill -9), checked by seed 003's Python verifier and by
 // `craton-hsm-admin audit verify`.
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
@@ -113,5 +113,47 @@ describe('audit log with a real client', () => {
     expect(seed.code, describeRun(seed)).toBe(0);
     const v = await admin(d2, ['audit', 'verify']);
     expect(v.code, describeRun(v)).toBe(0);
+  });
+});
+
+describe('checkpoint key custody and admin-socket rotation', () => {
+  it('keeps the signing key sealed (no plaintext private key on disk); `audit pubkey` prints only the public half', async () => {
+    const d = await start();
+    await d.stop();
+    const files = readdirSync(d.dataDir);
+    expect(files).toContain('audit-checkpoint-key.sealed');
+    expect(files).not.toContain('audit-checkpoint-key.pem');
+    for (const f of files) {
+      const st = statSync(path.join(d.dataDir, f));
+      if (st.isFile()) expect(readFileSync(path.join(d.dataDir, f), 'latin1'), f).not.toMatch(/PRIVATE KEY/);
+    }
+    for (const f of ['audit-checkpoint-key.sealed', 'audit-checkpoint.kek']) expect((statSync(path.join(d.dataDir, f)).mode & 0o777).toString(8), f).toBe('600');
+    const pub = await admin(d, ['audit', 'pubkey']);
+    expect(pub.code, describeRun(pub)).toBe(0);
+    expect(pub.stdout).toMatch(/^-----BEGIN PUBLIC KEY-----/);
+    expect(pub.stdout).not.toMatch(/PRIVATE/);
+    const sealed = JSON.parse(readFileSync(path.join(d.dataDir, 'audit-checkpoint-key.sealed'), 'utf8'));
+    expect(pub.stdout.trim()).toBe(sealed.public_key.trim());
+    // the checkpoints written with the unsealed key verify against the exported public key
+    const pubFile = path.join(d.dataDir, 'exported.pub.pem');
+    writeFileSync(pubFile, pub.stdout);
+    const v = await admin(d, ['audit', 'verify', '--pubkey', pubFile, '--json']);
+    expect(v.code, describeRun(v)).toBe(0);
+    expect(JSON.parse(v.stdout).checkpointsVerified).toBeGreaterThan(0);
+  });
+
+  it('`audit rotate` uses the admin socket when the daemon answers', async () => {
+    const d = await start();
+    const r = await admin(d, ['audit', 'rotate']);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.stdout).toMatch(/rotated .* \(admin socket /);
+    const rotated = readdirSync(d.dataDir).filter((f) => /^craton_hsm_audit\.\d{12}\.jsonl$/.test(f));
+    expect(rotated).toHaveLength(1); // done when the command returns (synchronous over the socket)
+    expect(entries(d)[0]!.operation).toBe('SegmentStart');
+    await d.stop();
+    const v = await admin(d, ['audit', 'verify']);
+    expect(v.code, describeRun(v)).toBe(0);
+    const down = await admin(d, ['audit', 'rotate']);
+    expect(down.code).toBe(4); // daemon down: no admin socket, no live pid
   });
 });

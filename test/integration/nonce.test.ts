@@ -203,3 +203,44 @@ describe('counters across kill -9 in the middle of encrypting', () => {
     expect(only(reservedOnDisk(r.d))).toBeGreaterThan(lastReserved);
   });
 });
+
+describe('housekeeping and key lifecycle windows', () => {
+  const TOML = `[nonce]\ngcm_invocation_limit = 20\n`;
+
+  it('a destroyed token key takes its counter out of the counter file', async () => {
+    const r = await up(TOML, undefined, true);
+    const gone = genKey(r, 'gcm-gone', true);
+    const kept = genKey(r, 'gcm-kept', true);
+    encrypt(r, gone, ivOf(1));
+    encrypt(r, kept, ivOf(1));
+    expect(Object.keys(reservedOnDisk(r.d))).toHaveLength(2);
+    r.m.p11.C_DestroyObject(r.s, gone);
+    const until = Date.now() + 3000;
+    while (Object.keys(reservedOnDisk(r.d)).length !== 1 && Date.now() < until) await new Promise((res) => setTimeout(res, 25));
+    expect(Object.values(reservedOnDisk(r.d))).toEqual([1]);
+  });
+
+  it('CKA_END_DATE passed: encrypt refused, decrypt allowed (default); CKA_START_DATE ahead: both refused', async () => {
+    const r = await up(TOML, undefined, true);
+    const keyWith = (attrs: Array<{ type: number; value: Buffer }>) =>
+      r.m.p11.C_GenerateKey(r.s, { mechanism: CKM.AES_KEY_GEN }, [{ type: CKA.VALUE_LEN, value: 32 }, ...attrs] as never);
+    const expired = keyWith([{ type: CKA.START_DATE, value: Buffer.from('20000101') }, { type: CKA.END_DATE, value: Buffer.from('20000102') }]);
+    expectRv(() => r.m.p11.C_EncryptInit(r.s, gcm(ivOf(1)), expired), CKR.KEY_FUNCTION_NOT_PERMITTED);
+    r.m.p11.C_DecryptInit(r.s, gcm(ivOf(1)), expired);
+    expectRv(() => r.m.p11.C_Decrypt(r.s, Buffer.alloc(32), Buffer.alloc(32)), CKR.ENCRYPTED_DATA_INVALID);
+    const future = keyWith([{ type: CKA.START_DATE, value: Buffer.from('29991231') }]);
+    expectRv(() => r.m.p11.C_EncryptInit(r.s, gcm(ivOf(1)), future), CKR.KEY_FUNCTION_NOT_PERMITTED);
+    expectRv(() => r.m.p11.C_DecryptInit(r.s, gcm(ivOf(1)), future), CKR.KEY_FUNCTION_NOT_PERMITTED);
+    const current = keyWith([{ type: CKA.START_DATE, value: Buffer.from('20000101') }, { type: CKA.END_DATE, value: Buffer.from('29991231') }]);
+    encrypt(r, current, ivOf(1));
+  });
+
+  it('[lifecycle] processing_after_end_date = "refuse" refuses decryption after the end date', async () => {
+    const r = await up(`${TOML}[lifecycle]\nprocessing_after_end_date = "refuse"\n`, undefined, true);
+    const expired = r.m.p11.C_GenerateKey(r.s, { mechanism: CKM.AES_KEY_GEN }, [
+      { type: CKA.VALUE_LEN, value: 32 },
+      { type: CKA.END_DATE, value: Buffer.from('20000102') },
+    ] as never);
+    expectRv(() => r.m.p11.C_DecryptInit(r.s, gcm(ivOf(1)), expired), CKR.KEY_FUNCTION_NOT_PERMITTED);
+  });
+});

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { CKA, CKF, CKK, CKM, CKO, CKR, CKU, rvName } from '../../hsm-daemon/src/pkcs11/index.js';
+import { digestInfo, hashByName } from '../../hsm-daemon/src/mechanisms/common.js';
 import { MechanismRegistry, defaultFamilies } from '../../hsm-daemon/src/mechanisms/registry.js';
 import { PolicyEnforcer } from '../../hsm-daemon/src/policy/enforcer.js';
 import { DEFAULT_POLICY_SETTINGS, type PolicySettings } from '../../hsm-daemon/src/policy/table.js';
@@ -38,11 +39,36 @@ const SCENARIOS: Array<{ name: string; run: (e: Env) => unknown; strict: number;
     warn: CKR.OK,
   },
   {
-    name: 'C_SignInit raw CKM_RSA_PKCS',
+    // The data decides, so the refusal comes at C_Sign (C_SignInit succeeds).
+    name: 'C_Sign CKM_RSA_PKCS over raw data (no DigestInfo)',
     run: ({ p11, s, rsaPriv }) => {
       p11.C_SignInit(s, { mechanism: CKM.RSA_PKCS }, rsaPriv);
       return p11.C_Sign(s, Buffer.alloc(32, 1), Buffer.alloc(256));
     },
+    strict: CKR.DATA_INVALID,
+    warn: CKR.OK,
+  },
+  {
+    name: 'C_Sign CKM_RSA_PKCS over a SHA-1 DigestInfo',
+    run: ({ p11, s, rsaPriv }) => {
+      p11.C_SignInit(s, { mechanism: CKM.RSA_PKCS }, rsaPriv);
+      return p11.C_Sign(s, digestInfo(hashByName('sha1'), createHash('sha1').update(DATA).digest()), Buffer.alloc(256));
+    },
+    strict: CKR.DATA_INVALID,
+    warn: CKR.OK,
+  },
+  {
+    name: 'C_Sign CKM_RSA_PKCS over a SHA-256 DigestInfo (approved)',
+    run: ({ p11, s, rsaPriv }) => {
+      p11.C_SignInit(s, { mechanism: CKM.RSA_PKCS }, rsaPriv);
+      return p11.C_Sign(s, digestInfo(hashByName('sha256'), createHash('sha256').update(DATA).digest()), Buffer.alloc(256));
+    },
+    strict: CKR.OK,
+    warn: CKR.OK,
+  },
+  {
+    name: 'C_DecryptInit CKM_RSA_PKCS (padding oracle: still gated)',
+    run: ({ p11, s, rsaPriv }) => p11.C_DecryptInit(s, { mechanism: CKM.RSA_PKCS }, rsaPriv),
     strict: CKR.MECHANISM_INVALID,
     warn: CKR.OK,
   },
@@ -172,7 +198,7 @@ for (const profile of PROFILES) {
         s,
         { mechanism: CKM.RSA_PKCS_KEY_PAIR_GEN },
         [{ type: CKA.MODULUS_BITS, value: 2048 }, { type: CKA.PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) }, { type: CKA.TOKEN, value: false }, { type: CKA.VERIFY, value: true }],
-        [{ type: CKA.TOKEN, value: false }, { type: CKA.SIGN, value: true }],
+        [{ type: CKA.TOKEN, value: false }, { type: CKA.SIGN, value: true }, { type: CKA.DECRYPT, value: true }],
       );
       const ec = p11.C_GenerateKeyPair(
         s,
@@ -202,7 +228,8 @@ for (const profile of PROFILES) {
       const expected = offered.filter((m) => enforcer.listed(m.type)).map((m) => m.type);
       const listed = p11.C_GetMechanismList(slot);
       expect([...listed].sort((a, b) => a - b)).toEqual(expected);
-      const refused = [CKM.AES_ECB, CKM.RSA_PKCS, CKM.RSA_X_509, CKM.SHA_1, CKM.MD5, CKM.ECDSA_SHA1, CKM.SHA1_RSA_PKCS];
+      if (profile.name === 'strict') expect(p11.C_GetMechanismInfo(slot, CKM.RSA_PKCS).flags & (CKF.SIGN | CKF.VERIFY | CKF.DECRYPT | CKF.ENCRYPT)).toBe(CKF.SIGN | CKF.VERIFY);
+      const refused = [CKM.AES_ECB, CKM.RSA_X_509, CKM.SHA_1, CKM.MD5, CKM.ECDSA_SHA1, CKM.SHA1_RSA_PKCS];
       for (const m of refused) {
         if (profile.name === 'strict') {
           expect(listed).not.toContain(m);

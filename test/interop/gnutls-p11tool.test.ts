@@ -24,8 +24,9 @@ async function ok(tool: 'p11tool' | 'certtool', args: string[]) {
 }
 
 beforeAll(async () => {
-  // GnuTLS signs RSA PKCS#1 v1.5 as CKM_RSA_PKCS over its own DigestInfo: raw RSA, refused by the default policy.
-  d = await startDaemon({ extraToml: '[algorithms]\nallow_raw_rsa = true' });
+  // The default strict profile: GnuTLS signs RSA PKCS#1 v1.5 as CKM_RSA_PKCS over its own
+  // DigestInfo, which the policy allows when it names an approved hash (checked at C_Sign).
+  d = await startDaemon();
   work = mkdtempSync(path.join(os.tmpdir(), 'craton-gnutls-'));
   // GNUTLS_PIN answers the user-PIN prompt; no other PKCS#11 modules are loaded with --provider.
   env = { ...d.env, GNUTLS_PIN: USER_PIN };

@@ -31,11 +31,10 @@ async function ok(run: Promise<Awaited<ReturnType<typeof eng>>>, what: string) {
 
 beforeAll(async () => {
   expect(existsSync(ENGINE_SO), `${ENGINE_SO} (Debian libengine-pkcs11-openssl) is not installed`).toBe(true);
-  // libp11 makes every RSA PKCS#1 v1.5 signature (dgst -sign, req -x509, TLS with RSA keys) as
-  // CKM_RSA_PKCS over a DigestInfo it builds itself, which the strict FIPS profile refuses
-  // (CKR_MECHANISM_INVALID, "the module cannot vouch for the hash"): open that one gate.
-  // Everything else here (ECDSA, RSA-PSS, OAEP) runs under the strict profile.
-  d = await startDaemon({ extraToml: '[algorithms]\nallow_raw_rsa = true' });
+  // The default strict profile: libp11 makes every RSA PKCS#1 v1.5 signature (dgst -sign,
+  // req -x509, TLS with RSA keys) as CKM_RSA_PKCS over a DigestInfo it builds itself, which
+  // the policy allows because the DigestInfo names SHA-256 (checked at C_Sign).
+  d = await startDaemon();
   work = mkdtempSync(path.join(os.tmpdir(), 'craton-ossl-eng-'));
   writeFileSync(
     f('openssl.cnf'),

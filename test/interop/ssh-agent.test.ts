@@ -19,9 +19,9 @@ const f = (name: string) => path.join(work, name);
 const run = (file: string, args: string[], input?: string) => runCli(file, args, { env, timeoutMs: 60_000, input });
 
 beforeAll(async () => {
-  // ssh-agent signs RSA keys (rsa-sha2-256/512) as CKM_RSA_PKCS over a DigestInfo it builds,
-  // which the strict FIPS profile refuses; open that one gate (ECDSA needs nothing).
-  d = await startDaemon({ extraToml: '[algorithms]\nallow_raw_rsa = true' });
+  // The default strict profile: ssh-agent signs RSA keys (rsa-sha2-256/512) as CKM_RSA_PKCS
+  // over a DigestInfo it builds, which the policy allows for SHA-256/512 (checked at C_Sign).
+  d = await startDaemon();
   work = mkdtempSync(path.join(os.tmpdir(), 'craton-ssh-agent-'));
   await initTokenWithKeys(d);
   modulePath = realpathSync(d.modulePath);

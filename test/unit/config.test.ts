@@ -61,6 +61,8 @@ describe('default configuration', () => {
     expect(c.algorithms.allow).toEqual([]);
     expect(c.nonce.gcm_invocation_limit).toBe(4294967296);
     expect(c.nonce.alert_thresholds).toEqual([50, 75, 90, 95]);
+    expect(c.nonce.caller_iv).toBe('accept');
+    expect(c.lifecycle.processing_after_end_date).toBe('allow');
     expect(c.alerts.webhook).toBeUndefined();
     expect(c.metrics).toEqual({ enabled: false, listen: '127.0.0.1:9464', allow_non_loopback: false });
   });
@@ -79,6 +81,10 @@ describe('overrides', () => {
     const c = loadWith('[nonce]\nalert_thresholds = [80]\n[algorithms]\ndeny = ["CKM_RSA_PKCS"]\n');
     expect(c.nonce.alert_thresholds).toEqual([80]);
     expect(c.algorithms.deny).toEqual(['CKM_RSA_PKCS']);
+  });
+
+  it('[nonce] caller_iv accepts "generate" (token-generated GCM IVs)', () => {
+    expect(loadWith('[nonce]\ncaller_iv = "generate"\n').nonce.caller_iv).toBe('generate');
   });
 
   it('CRATON_HSM_CONFIG is used when no --config is given, and --config wins over it', () => {
@@ -121,6 +127,8 @@ describe('bad values give one clear line', () => {
     ['[algorithms]\nenforce = "lenient"', 'algorithms.enforce = "lenient"', /one of strict \| warn/],
     ['[algorithms]\nallow = ["CKM_NOT_A_MECHANISM"]', 'algorithms.allow = ["CKM_NOT_A_MECHANISM"]', /mechanism names/],
     ['[nonce]\nalert_thresholds = [90, 50]', 'nonce.alert_thresholds = [90,50]', /increasing/],
+    ['[lifecycle]\nprocessing_after_end_date = "maybe"', 'lifecycle.processing_after_end_date = "maybe"', /one of allow \| refuse/],
+    ['[nonce]\ncaller_iv = "random"', 'nonce.caller_iv = "random"', /one of accept \| reject_reuse \| generate/],
     ['[nonce]\ngcm_invocation_limit = 4294967297', 'nonce.gcm_invocation_limit = 4294967297', /integer from 1 to 4294967296/],
     ['[metrics]\nlisten = "localhost"', 'metrics.listen = "localhost"', /HOST:PORT/],
     ['[metrics]\nlisten = "127.0.0.1:70000"', 'metrics.listen = "127.0.0.1:70000"', /HOST:PORT/],

@@ -3,23 +3,26 @@
 //
 // Exit codes: 0 success; 1 verification failed; 2 usage or configuration error;
 // 3 the log or a key file cannot be read; 4 (rotate) no running daemon found.
-import { createPublicKey, createPrivateKey, type KeyObject } from 'node:crypto';
+// rotate: 1 when the daemon answered but refused or failed the rotation.
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command, Option } from 'commander';
 import type { Config } from '../../../hsm-daemon/src/config/types.js';
-import { CHECKPOINT_KEY_FILE, CHECKPOINT_PUB_FILE, type SignedCheckpoint } from '../../../hsm-daemon/src/audit/checkpoint.js';
+import { CHECKPOINT_PUB_FILE, readCheckpointPublicKey, type SignedCheckpoint } from '../../../hsm-daemon/src/audit/checkpoint.js';
 import { seedHash } from '../../../hsm-daemon/src/audit/entry.js';
 import { discoverSegments, headFile, parseEntryLine, type ParsedEntry } from '../../../hsm-daemon/src/audit/segments.js';
 import { HMAC_INITIAL_FILE } from '../../../hsm-daemon/src/audit/writer.js';
 import { completeLength, verifySegments } from '../../../hsm-daemon/src/audit/verify.js';
+import { adminCall, CliError as AdminCliError, EXIT } from '../client.js';
 
 interface AuditGlobals {
   config?: string;
   dataDir?: string;
   socket?: string;
+  adminSocket?: string;
   json?: boolean;
 }
 
@@ -436,23 +439,36 @@ export function registerAuditCommands(program: Command, configFrom: ConfigFrom):
     .description('print the checkpoint-signing public key (PEM) for `audit verify --pubkey`')
     .action(
       run(async (c) => {
-        const pub = path.join(c.daemon.data_dir, CHECKPOINT_PUB_FILE);
-        if (existsSync(pub)) return out(readFileSync(pub, 'utf8'));
-        const priv = path.join(c.daemon.data_dir, CHECKPOINT_KEY_FILE);
-        if (!existsSync(priv)) throw new CliError(`no checkpoint key in ${c.daemon.data_dir} (the daemon creates it on first start)`, 3);
-        out(createPublicKey(createPrivateKey(readFileSync(priv))).export({ type: 'spki', format: 'pem' }) as string);
+        // Only the public half exists outside the sealed record; the private key is never
+        // readable here (docs/audit.md "Key files").
+        const pem = readCheckpointPublicKey(c.daemon.data_dir);
+        if (pem === null) throw new CliError(`no checkpoint key in ${c.daemon.data_dir} (the daemon creates it on first start)`, 3);
+        out(pem);
       }),
     );
 
   audit
     .command('rotate')
-    .description('ask the running daemon to rotate the log now (SIGUSR1 to the pid in the last Startup entry)')
+    .description('ask the running daemon to rotate the log now: the admin socket\'s audit.rotate; SIGUSR1 to the pid in the last Startup entry when the admin socket does not answer')
     .action(
-      run(async (c) => {
+      run(async (c, g) => {
+        const adminPath = g.adminSocket ? path.resolve(g.adminSocket) : c.daemon.admin_socket_path;
+        try {
+          const r = (await adminCall(adminPath, 'audit.rotate', {}, { timeoutMs: 30_000 })) as { rotated?: boolean; log_path?: string };
+          if (g.json) out(JSON.stringify({ rotated: r?.rotated === true, via: 'admin-socket', log_path: r?.log_path ?? c.audit.log_path }));
+          else out(`craton-hsmd rotated ${r?.log_path ?? c.audit.log_path} (admin socket ${adminPath})`);
+          return;
+        } catch (e) {
+          if (!(e instanceof AdminCliError)) throw e;
+          // The daemon answered and refused (log disabled or unwritable, peer refused): no fallback.
+          if (e.exitCode !== EXIT.UNREACHABLE) throw new CliError(`rotation refused by craton-hsmd: ${e.message}`, 1);
+          process.stderr.write(`craton-hsm-admin audit: ${e.message}; falling back to SIGUSR1\n`);
+        }
         const pid = findDaemonPid(segmentsFor(c, []));
-        if (pid === null) throw new CliError('no running craton-hsmd found for this log', 4);
+        if (pid === null) throw new CliError('no running craton-hsmd found for this log (admin socket unreachable, no live pid in the log)', 4);
         process.kill(pid, 'SIGUSR1');
-        out(`asked craton-hsmd (pid ${pid}) to rotate ${c.audit.log_path}`);
+        if (g.json) out(JSON.stringify({ rotated: null, via: 'SIGUSR1', pid, log_path: c.audit.log_path }));
+        else out(`asked craton-hsmd (pid ${pid}) to rotate ${c.audit.log_path} (SIGUSR1; the rotation is asynchronous)`);
       }),
     );
 }

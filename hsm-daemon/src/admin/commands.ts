@@ -39,6 +39,8 @@ export interface AdminContext {
   audit: { healthy(): boolean; rotate(reason?: string): Promise<void> } | null;
   /** Open PKCS#11 connections (the wire server), when main.ts passes it. */
   connections?: () => number;
+  /** The /readyz verdict (metrics/registry.ts readiness()), also without [metrics] enabled. */
+  readiness?: () => { ready: boolean; checks: Record<string, string | null> };
   startedAt: Date;
 }
 
@@ -227,6 +229,7 @@ export function status(ctx: AdminContext) {
       connections: ctx.connections ? ctx.connections() : null,
     },
     self_test: selfTestSummary(ctx.selfTest),
+    readiness: ctx.readiness ? ctx.readiness() : null,
     error_state: errorState(),
     drbg: drbgStatus(),
     audit: { level: c.audit.log_level, path: c.audit.log_path, healthy: ctx.audit ? ctx.audit.healthy() : false },

@@ -22,6 +22,7 @@ import { loadPeerCred, peerIdentity } from '../wire/peercred.js';
 import * as cmds from './commands.js';
 import { ADMIN_COMMANDS, ADMIN_ERRORS, MAX_LINE_BYTES, type AdminCommand, type AdminResponse } from './protocol.js';
 import { errMsg, prepareSocketPath } from '../net/unix-socket.js';
+import { daemonReadiness } from '../metrics/index.js';
 
 export type LogFn = (level: 'error' | 'warn' | 'info' | 'debug', msg: string) => void;
 
@@ -99,6 +100,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     rerunSelfTests: () => opts.safety.rerunSelfTests(),
     audit: audit.writer ? audit : null,
     connections: opts.connections,
+    readiness: () => daemonReadiness({ audit, safety: opts.safety }),
     startedAt: new Date(),
   };
 

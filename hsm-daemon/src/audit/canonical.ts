@@ -68,3 +68,12 @@ export function canonicalJson(v: Json | undefined): string {
       throw new TypeError(`canonical JSON: unsupported ${typeof v}`);
   }
 }
+
+/** The members of an object as canonical `"key":value` fragments in canonical key order,
+ * so variants of one object (with or without some keys) can be joined without serializing
+ * the values again: `'{' + members.filter(...).map(m => m[1]).join(',') + '}'` equals
+ * canonicalJson of the object restricted to those keys. */
+export function canonicalMembers(v: { [k: string]: Json | undefined }): Array<[string, string]> {
+  const keys = sortKeys(Object.keys(v).filter((k) => v[k] !== undefined));
+  return keys.map((k) => [k, canonicalString(k) + ':' + canonicalJson(v[k])]);
+}

@@ -2,7 +2,7 @@
 // hash layers every entry carries. Shared by the daemon's writer and the admin CLI's
 // verifier, so both compute exactly the same bytes.
 import { createHash, createHmac } from 'node:crypto';
-import { canonicalJson, type Json } from './canonical.js';
+import { canonicalJson, canonicalMembers, compareCodePoints, type Json } from './canonical.js';
 
 export const ZERO_HASH = '0'.repeat(64);
 
@@ -107,4 +107,24 @@ export function keyForSeq(initial: Buffer, seq: number): Buffer {
 
 export function serializeEntry(entry: AuditEntry): string {
   return canonicalJson(entry as unknown as Json) + '\n';
+}
+
+/** What the writer needs for a new entry, from one serialization of its fields: the same
+ * values as chainOf, hmacOf, serializeEntry and seedHash on the completed entry
+ * (test/unit/audit/writer.test.ts checks the equivalence). */
+export function sealEntry(prevChain: string, key: Buffer, entry: Omit<AuditEntry, 'chain' | 'hmac'>): { line: string; chain: string; hmac: string; seedHash: string } {
+  const members = canonicalMembers(entry as unknown as { [k: string]: Json });
+  const join = (ms: Array<[string, string]>) => '{' + ms.map((m) => m[1]).join(',') + '}';
+  const body = join(members);
+  const chain = createHash('sha256').update(Buffer.from(prevChain, 'hex')).update(body).digest('hex');
+  const withChain = insertMember(members, ['chain', `"chain":"${chain}"`]);
+  const hmac = createHmac('sha256', key).update(join(withChain)).digest('hex');
+  const full = insertMember(withChain, ['hmac', `"hmac":"${hmac}"`]);
+  const seed = sha256hex(join(full.filter((m) => m[0] !== 'previous_hash')));
+  return { line: join(full) + '\n', chain, hmac, seedHash: seed };
+}
+
+function insertMember(ms: Array<[string, string]>, m: [string, string]): Array<[string, string]> {
+  const i = ms.findIndex((x) => compareCodePoints(x[0], m[0]) > 0);
+  return i < 0 ? [...ms, m] : [...ms.slice(0, i), m, ...ms.slice(i)];
 }

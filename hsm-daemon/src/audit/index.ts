@@ -27,6 +27,15 @@ export const AUDIT_FAILURE_RV = CKR.DEVICE_ERROR;
 /** Calls still allowed while the log is down: they only release state. */
 const ALWAYS_ALLOWED = new Set(['C_Finalize', 'C_CloseSession', 'C_CloseAllSessions', 'C_Logout']);
 
+/** A change in whether the audit log is being written (events.ts pages on it). */
+export interface AuditHealth {
+  healthy: boolean;
+  /** Why the log is unavailable (null when healthy again). */
+  reason: string | null;
+  logPath: string;
+  failClosed: boolean;
+}
+
 export interface AuditLog {
   /** A daemon event (Startup, SelfTest, ErrorState, PolicyViolation, Lockout, ...).
    * Never rejects: a failure is logged at error level (and fails closed as configured). */
@@ -38,6 +47,10 @@ export interface AuditLog {
   readonly writer: AuditWriter | null;
   /** True while entries are being written. */
   healthy(): boolean;
+  /** Called when the log becomes unwritable (open or write failure) and when writing
+   * recovers; a listener added while the log is down is called at once. Not called for
+   * the clean shutdown. Listeners must not throw (errors are swallowed). */
+  onHealthChange(listener: (h: AuditHealth) => void): void;
 }
 
 /** JSON-safe copy of event details; byte buffers are never written, only their length. */
@@ -95,12 +108,13 @@ export async function attachAudit(dispatcher: Dispatcher, config: Config, log: L
       rotate: async () => undefined,
       writer: null,
       healthy: () => false,
+      onHealthChange: () => undefined,
     };
   }
   const failClosed = config.audit.fail_closed;
   let signer: CheckpointSigner | null = null;
   try {
-    signer = loadOrCreateSigner(config.daemon.data_dir);
+    signer = loadOrCreateSigner(config.daemon.data_dir, (m) => log('warn', m));
   } catch (e) {
     log('error', `audit checkpoint signing key unusable, checkpoints will be unsigned: ${(e as Error).message}`);
   }
@@ -118,6 +132,24 @@ export async function attachAudit(dispatcher: Dispatcher, config: Config, log: L
   let recovering: Promise<void> | null = null;
   let lastAttempt = 0;
   let retryTimer: NodeJS.Timeout | null = null;
+
+  const healthListeners: Array<(h: AuditHealth) => void> = [];
+  let reportedHealthy = true; // nothing to report until the first failure
+  let downReason: string | null = null;
+  const health = (): AuditHealth => ({ healthy: reportedHealthy, reason: reportedHealthy ? null : downReason, logPath: config.audit.log_path, failClosed });
+  const reportHealth = (ok: boolean, reason: string | null): void => {
+    if (closing || ok === reportedHealthy) return;
+    reportedHealthy = ok;
+    downReason = ok ? null : (reason ?? 'audit log unavailable');
+    for (const l of healthListeners) {
+      try {
+        l(health());
+      } catch {
+        // a listener's problem must not stop the audit log
+      }
+    }
+  };
+  writer.onFailure = (msg) => reportHealth(false, msg);
 
   const writeOpenEvents = async (report: OpenReport, why: string): Promise<void> => {
     const pending: Promise<void>[] = [];
@@ -144,13 +176,16 @@ export async function attachAudit(dispatcher: Dispatcher, config: Config, log: L
     try {
       const report = await writer.open();
       await writeOpenEvents(report, why);
+      if (!writer.healthy) throw new Error(writer.lastError ?? 'audit log write failed');
       if (retryTimer) clearInterval(retryTimer);
       retryTimer = null;
       if (why !== 'startup') log('warn', `audit log available again at ${config.audit.log_path}`);
+      reportHealth(true, null);
     } catch (e) {
       writer.healthy = false;
       writer.lastError = `audit log unavailable: ${(e as Error).message}`;
       log('error', `${writer.lastError}${failClosed ? '; cryptographic and object calls are refused (fail_closed)' : '; continuing WITHOUT audit (fail_closed = false)'}`);
+      reportHealth(false, writer.lastError);
       scheduleRetry();
     }
   };
@@ -225,6 +260,16 @@ export async function attachAudit(dispatcher: Dispatcher, config: Config, log: L
     rotate,
     writer,
     healthy: () => writer.healthy,
+    onHealthChange(listener) {
+      healthListeners.push(listener);
+      if (!reportedHealthy && !closing) {
+        try {
+          listener(health());
+        } catch {
+          // see reportHealth
+        }
+      }
+    },
     async close() {
       if (closing) return;
       process.off('SIGUSR1', onUsr1);

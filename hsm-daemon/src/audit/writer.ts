@@ -2,9 +2,11 @@
 //
 // Entries are numbered and hashed synchronously, in call order, when they are appended
 // (seq, previous_hash, chain, hmac); the lines then wait in one queue. A single pump
-// writes everything queued with one write() and one fdatasync(), resolves those entries'
-// promises, and starts over with whatever arrived meanwhile: concurrent calls share one
-// fsync (group commit). A call's reply waits for its entry's promise.
+// writes everything queued with one write() on a file opened O_DSYNC (the write returns
+// once the data and the metadata needed to read it back are on stable storage: the
+// guarantee of write() + fdatasync(), in one system call and one thread-pool round trip),
+// resolves those entries' promises, and starts over with whatever arrived meanwhile:
+// concurrent calls share one sync (group commit). A call's reply waits for its entry's promise.
 //
 // Segment changes (rotation by size, SIGUSR1, admin command; reopen after logrotate's
 // rename on SIGHUP) are markers in the same queue, so the order on disk is the order of
@@ -32,7 +34,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Json } from './canonical.js';
 import { type CheckpointSigner, readSecretFile, writeNewSecretFile } from './checkpoint.js';
-import { type AuditEntry, ZERO_HASH, chainOf, evolveKey, hmacOf, keyForSeq, seedHash, serializeEntry } from './entry.js';
+import { type AuditEntry, ZERO_HASH, evolveKey, keyForSeq, sealEntry, seedHash } from './entry.js';
 import { type ParsedEntry, discoverSegments, headFile, quarantinePrefix, rotatedName, scanTail, scanTailFd, firstEntryOf } from './segments.js';
 
 export type LogFn = (level: 'error' | 'warn' | 'info' | 'debug', msg: string) => void;
@@ -111,8 +113,11 @@ export class AuditWriter {
   lost = 0;
   /** Cumulative counters for metrics/ (Prometheus): entries on disk, segment changes. */
   readonly stats = { entriesWritten: 0, rotations: 0, reopens: 0 };
-  /** Called after each batch's fdatasync with its duration in seconds (metrics/ histogram). */
+  /** Called after each batch's synchronous write with its duration in seconds (metrics/ histogram). */
   onFsync: ((seconds: number) => void) | null = null;
+  /** Called when a write or sync fails and the log becomes unavailable (audit/index.ts
+   * turns it into the health events that page). */
+  onFailure: ((message: string) => void) | null = null;
 
   /** Entries and segment markers waiting for the pump (metrics/). */
   get queueDepth(): number {
@@ -213,7 +218,7 @@ export class AuditWriter {
     } finally {
       closeSync(fd);
     }
-    const fh = await open(logPath, flags, 0o600);
+    const fh = await open(logPath, flags | constants.O_DSYNC, 0o600);
     if ((await fh.stat()).ino !== ino) {
       await fh.close();
       throw new AuditUnavailableError(`${logPath} was replaced while it was being opened`);
@@ -286,15 +291,15 @@ export class AuditWriter {
     const seq = h.seq + 1;
     const entry = { ...draft, seq, previous_hash: h.prevHash } as Record<string, unknown>;
     if (entry.details === undefined) delete entry.details;
-    entry.chain = chainOf(h.chain, entry);
-    entry.hmac = hmacOf(h.key, entry);
-    const line = serializeEntry(entry as unknown as AuditEntry);
+    // chain, hmac, the line and seed 003's hash from one serialization of the fields
+    const sealed = sealEntry(h.chain, h.key, entry as unknown as Omit<AuditEntry, 'chain' | 'hmac'>);
+    const line = sealed.line;
     const next = evolveKey(h.key);
     h.key.fill(0); // forward security: the key of an entry is gone once the entry is made
     h.key = next;
     h.seq = seq;
-    h.chain = entry.chain as string;
-    h.prevHash = seedHash(entry);
+    h.chain = sealed.chain;
+    h.prevHash = sealed.seedHash;
     h.sinceCheckpoint++;
     if (h.liveFirstSeq === null) h.liveFirstSeq = seq;
     return this.enqueue({ kind: 'entry', line, seq, after });
@@ -445,13 +450,14 @@ export class AuditWriter {
       const fh = this.fh;
       try {
         if (!fh) throw new AuditUnavailableError(this.lastError ?? 'audit log is not open');
+        // O_DSYNC: each write() returns with its bytes on stable storage (no separate
+        // fdatasync round trip); a short write is continued, then synced the same way.
+        const t0 = performance.now();
         let off = 0;
         while (off < buf.length) {
           const { bytesWritten } = await fh.write(buf, off, buf.length - off);
           off += bytesWritten;
         }
-        const t0 = performance.now();
-        await fh.datasync();
         this.onFsync?.((performance.now() - t0) / 1000);
       } catch (e) {
         this.pumpActive = false;
@@ -487,7 +493,7 @@ export class AuditWriter {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
-    const flags = constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW;
+    const flags = constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW | constants.O_DSYNC;
     const nfh = await open(logPath, flags, 0o600);
     const st = await nfh.stat();
     this.fh = nfh;
@@ -523,6 +529,11 @@ export class AuditWriter {
         .finally(() => fh.close().catch(() => undefined));
     }
     this.opts.log('error', `${msg}; ${this.lost} entr${this.lost === 1 ? 'y' : 'ies'} not recorded`);
+    try {
+      this.onFailure?.(msg);
+    } catch {
+      // a listener's problem must not hide the failure
+    }
   }
 
   /** Waits until everything queued so far is on disk (or failed). */

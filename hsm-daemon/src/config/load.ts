@@ -149,7 +149,10 @@ const SPEC: Table = table({
         ? null
         : 'an array of increasing integer percentages from 1 to 100',
     ),
-    caller_iv: oneOf('accept', 'reject_reuse'),
+    caller_iv: oneOf('accept', 'reject_reuse', 'generate'),
+  }),
+  lifecycle: table({
+    processing_after_end_date: oneOf('allow', 'refuse'),
   }),
   alerts: table({
     queue_size: int(1, 1000000),

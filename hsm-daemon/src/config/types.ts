@@ -44,7 +44,9 @@ export interface Config {
     allow_aes_ecb: boolean;
     allow_raw_rsa: boolean;
   };
-  nonce: { gcm_invocation_limit: number; alert_thresholds: number[]; caller_iv: 'accept' | 'reject_reuse' };
+  nonce: { gcm_invocation_limit: number; alert_thresholds: number[]; caller_iv: 'accept' | 'reject_reuse' | 'generate' };
+  /** Key lifecycle windows (lifecycle/dates.ts). */
+  lifecycle: { processing_after_end_date: 'allow' | 'refuse' };
   alerts: {
     queue_size: number;
     max_retries: number;

@@ -40,6 +40,11 @@ export function installSecurity(config: Config, tokens: Token[], log: Log): GcmN
     callerIv: config.nonce.caller_iv,
   });
   guard.load();
+  for (const t of tokens) {
+    // Counters of keys that are gone leave memory and the counter file (never rejects).
+    t.onObjectGone = (o) => void guard.forget(o);
+    t.onTokenCleared = (slot) => void guard.forgetSlot(slot);
+  }
   guard.counters.on('threshold', (e) =>
     log(e.severity === 'info' ? 'info' : 'warn', `security event ${gcmAlertKind(e.severity)}: ${describe(e)}`),
   );

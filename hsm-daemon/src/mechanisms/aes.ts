@@ -1,4 +1,4 @@
-// AES: key generation, the block modes, GCM, RFC 3394/5649 key wrap and CMAC.
+// AES: key generation, the block modes, GCM, CCM (aes-ccm.ts), RFC 3394/5649 key wrap and CMAC.
 import { createCipheriv, createDecipheriv, type Cipher, type CipherGCMTypes, type Decipher } from 'node:crypto';
 import { CKA, CKF, CKK, CKM, CKO, CKR } from '../pkcs11/constants.generated.js';
 import { CkError } from '../errors.js';
@@ -6,6 +6,7 @@ import { randomBytes } from '../drbg/index.js';
 import { keyTypeOf, optUlong, readUlong, ulongAttr } from './attrs.js';
 import { EMPTY, bufferedOperation, expectNoParam, paramInvalid, ulongsFromBytes } from './common.js';
 import { macOperation } from './hmac.js';
+import { ccmOp } from './aes-ccm.js';
 import type { AttrMap, GeneratedKey, KeyRef, Mechanism, MechanismFamily, MechanismInfo, OpKind, Operation } from './types.js';
 
 const BLOCK = 16;
@@ -257,7 +258,7 @@ function cmacOp(kind: OpKind, mech: Mechanism, key: Buffer): Operation {
   return macOperation(kind, len, new Cmac(key));
 }
 
-const CIPHER_MECHS = [CKM.AES_ECB, CKM.AES_CBC, CKM.AES_CBC_PAD, CKM.AES_CTR, CKM.AES_GCM, CKM.AES_KEY_WRAP, CKM.AES_KEY_WRAP_PAD, CKM.AES_KEY_WRAP_KWP];
+const CIPHER_MECHS = [CKM.AES_ECB, CKM.AES_CBC, CKM.AES_CBC_PAD, CKM.AES_CTR, CKM.AES_GCM, CKM.AES_CCM, CKM.AES_KEY_WRAP, CKM.AES_KEY_WRAP_PAD, CKM.AES_KEY_WRAP_KWP];
 
 export class AesFamily implements MechanismFamily {
   readonly name = 'aes';
@@ -284,6 +285,8 @@ export class AesFamily implements MechanismFamily {
     switch (mech.type) {
       case CKM.AES_GCM:
         return gcmOp(kind, mech, k);
+      case CKM.AES_CCM:
+        return ccmOp(kind, mech, k);
       case CKM.AES_KEY_WRAP:
       case CKM.AES_KEY_WRAP_PAD:
       case CKM.AES_KEY_WRAP_KWP:

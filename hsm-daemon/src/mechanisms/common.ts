@@ -145,3 +145,16 @@ export function digestInfo(h: HashAlg, digest: Buffer): Buffer {
   const algId = derTlv(DER.SEQUENCE, Buffer.concat([derTlv(DER.OID, Buffer.from(h.oid)), Buffer.from([DER.NULL, 0])]));
   return derTlv(DER.SEQUENCE, Buffer.concat([algId, derTlv(DER.OCTET_STRING, digest)]));
 }
+
+/** The hash of an EMSA-PKCS1-v1_5 DigestInfo (RFC 8017 §9.2) given as a whole input: the
+ * exact DER encoding digestInfo() produces (NULL parameters) with a digest of the hash's
+ * length and nothing after it; undefined for anything else. */
+export function digestInfoHash(data: Buffer): HashAlg | undefined {
+  for (const h of HASHES) {
+    const template = digestInfo(h, Buffer.alloc(h.len));
+    if (data.length !== template.length) continue;
+    const prefix = template.subarray(0, template.length - h.len);
+    if (prefix.equals(data.subarray(0, prefix.length))) return h;
+  }
+  return undefined;
+}

@@ -1,6 +1,9 @@
-// Elliptic curves: NIST P-256/384/521 (key generation, ECDSA raw and hashed, ECDH)
-// and Ed25519 (key generation, pure EdDSA).
-import { ECDH, createECDH, createHash, createPrivateKey, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+// Elliptic curves: NIST P-256/384/521 (key generation, ECDSA raw and hashed, ECDH),
+// Ed25519 (key generation, pure EdDSA) and X25519 (key generation, ECDH1 derivation).
+// CKA_EC_POINT is a DER OCTET STRING for the Weierstrass curves and the raw RFC 8032 /
+// RFC 7748 bytes for Edwards and Montgomery keys (PKCS#11 3.0 §2.3.6, §2.3.7); imports
+// of either curve accept both forms.
+import { ECDH, createECDH, createHash, createPrivateKey, createPublicKey, diffieHellman, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { CKA, CKD, CKF, CKK, CKM, CKR } from '../pkcs11/constants.generated.js';
 import { CkError } from '../errors.js';
 import { keyTypeOf, optUlong, requireAttr, ulongAttr } from './attrs.js';
@@ -16,6 +19,10 @@ const ED25519_BITS = 255;
 /** CKA_EC_PARAMS for Ed25519: the RFC 8410 OID, or the PKCS#11 3.0 curve name. */
 const ED25519_OID = derTlv(DER.OID, Buffer.from([0x2b, 0x65, 0x70]));
 const ED25519_NAME = derTlv(DER.PRINTABLE, Buffer.from('edwards25519'));
+const X25519_BITS = 255;
+/** CKA_EC_PARAMS for X25519: the RFC 8410 OID, or the PKCS#11 3.0 curve name. */
+const X25519_OID = derTlv(DER.OID, Buffer.from([0x2b, 0x65, 0x6e]));
+const X25519_NAME = derTlv(DER.PRINTABLE, Buffer.from('curve25519'));
 /** CKM_ECDSA takes a digest; nothing longer than the largest hash makes sense. */
 const MAX_RAW_DIGEST = 64;
 
@@ -230,6 +237,76 @@ function eddsaOp(kind: OpKind, mech: Mechanism, key: KeyRef | null): Operation {
   });
 }
 
+/** A 32-byte Edwards/Montgomery public value: raw (PKCS#11 3.0) or, as some clients and
+ * older tokens write it, wrapped in a DER OCTET STRING. */
+function raw32(attr: Buffer): Buffer | undefined {
+  if (attr.length === 32) return attr;
+  const d = derRead(attr, DER.OCTET_STRING);
+  return d && !d.rest.length && d.body.length === 32 ? d.body : undefined;
+}
+
+// ---- X25519 ----
+
+interface XKey {
+  tag: 'x25519';
+  cls: 'private' | 'public';
+  priv?: KeyObject;
+  pub: KeyObject;
+}
+
+const X_ALG_ID = derTlv(DER.SEQUENCE, X25519_OID);
+
+function isX25519Params(p: Buffer | undefined): boolean {
+  return !!p && (p.equals(X25519_OID) || p.equals(X25519_NAME));
+}
+
+export function x25519Private(scalar: Buffer): KeyObject {
+  const der = derTlv(DER.SEQUENCE, Buffer.concat([Buffer.from([DER.INTEGER, 1, 0]), X_ALG_ID, derTlv(DER.OCTET_STRING, derTlv(DER.OCTET_STRING, scalar))]));
+  try {
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  } finally {
+    der.fill(0);
+  }
+}
+
+export function x25519Public(u: Buffer): KeyObject {
+  return createPublicKey({ key: derTlv(DER.SEQUENCE, Buffer.concat([X_ALG_ID, derTlv(0x03, Buffer.concat([Buffer.from([0]), u]))])), format: 'der', type: 'spki' });
+}
+
+function xKey(key: KeyRef): XKey {
+  return cached(key, 'x25519', () => {
+    if (!isX25519Params(key.attrs.get(CKA.EC_PARAMS))) throw new CkError(CKR.KEY_SIZE_RANGE, 'unsupported Montgomery curve');
+    const cls = keyClassOf(key, CKA.VALUE);
+    if (cls === 'private') {
+      const scalar = requireAttr(key.attrs, CKA.VALUE);
+      if (scalar.length !== 32) throw new CkError(CKR.KEY_SIZE_RANGE);
+      const priv = x25519Private(scalar);
+      return { tag: 'x25519', cls, priv, pub: createPublicKey(priv) };
+    }
+    const u = raw32(requireAttr(key.attrs, CKA.EC_POINT));
+    if (!u) throw new CkError(CKR.KEY_TYPE_INCONSISTENT, 'malformed X25519 public value');
+    return { tag: 'x25519', cls, pub: x25519Public(u) };
+  });
+}
+
+/** RFC 7748 §6.1 X25519 with the all-zero check (OpenSSL refuses a low-order peer). */
+function x25519Shared(k: XKey, peer: Buffer): Buffer {
+  const u = raw32(peer);
+  if (!u) throw paramInvalid('X25519 public data must be 32 bytes');
+  let peerKey: KeyObject;
+  try {
+    peerKey = x25519Public(u);
+  } catch {
+    throw paramInvalid('malformed X25519 public data');
+  }
+  try {
+    return diffieHellman({ privateKey: needPrivate(k), publicKey: peerKey });
+  } catch (e) {
+    if (e instanceof CkError) throw e;
+    throw paramInvalid('X25519 peer value gives an all-zero shared secret');
+  }
+}
+
 // ---- ECDH ----
 
 function ecdhPeerPoint(c: Curve, data: Buffer): Buffer {
@@ -292,6 +369,7 @@ export class EcFamily implements MechanismFamily {
       ec(CKM.ECDH1_COFACTOR_DERIVE, CKF.DERIVE),
       ed(CKM.EC_EDWARDS_KEY_PAIR_GEN, CKF.GENERATE_KEY_PAIR),
       ed(CKM.EDDSA, CKF.SIGN | CKF.VERIFY),
+      { type: CKM.EC_MONTGOMERY_KEY_PAIR_GEN, minKeySize: X25519_BITS, maxKeySize: X25519_BITS, flags: CKF.GENERATE_KEY_PAIR | CKF.EC_F_P | CKF.EC_NAMEDCURVE },
     ];
   }
 
@@ -307,6 +385,7 @@ export class EcFamily implements MechanismFamily {
     if (!params) throw new CkError(CKR.TEMPLATE_INCOMPLETE, 'CKA_EC_PARAMS is required');
     if (mech.type === CKM.EC_KEY_PAIR_GEN) return this.generateEc(params);
     if (mech.type === CKM.EC_EDWARDS_KEY_PAIR_GEN) return this.generateEd(params);
+    if (mech.type === CKM.EC_MONTGOMERY_KEY_PAIR_GEN) return this.generateX(params);
     throw new CkError(CKR.MECHANISM_INVALID);
   }
 
@@ -345,7 +424,7 @@ export class EcFamily implements MechanismFamily {
       publicKey: new Map([
         [CKA.KEY_TYPE, ulongAttr(CKK.EC_EDWARDS)],
         [CKA.EC_PARAMS, Buffer.from(params)],
-        [CKA.EC_POINT, derTlv(DER.OCTET_STRING, fromB64u(jwk.x))],
+        [CKA.EC_POINT, fromB64u(jwk.x)],
       ]),
       privateKey: new Map([
         [CKA.KEY_TYPE, ulongAttr(CKK.EC_EDWARDS)],
@@ -355,25 +434,60 @@ export class EcFamily implements MechanismFamily {
     };
   }
 
+  private async generateX(params: Buffer): Promise<{ publicKey: AttrMap; privateKey: AttrMap }> {
+    if (!isX25519Params(params)) throw new CkError(CKR.CURVE_NOT_SUPPORTED);
+    const { publicKey, privateKey } = await generateKeyPairAsync('x25519', {});
+    const jwk = privateKey.export({ format: 'jwk' });
+    const u = fromB64u(jwk.x);
+    const scalar = fromB64u(jwk.d);
+    // Pairwise consistency for a key-agreement key (SP 800-56A Rev.3 §5.6.2.1.4): the
+    // public value recomputed from the stored private value matches.
+    const again = fromB64u(createPublicKey(x25519Private(scalar)).export({ format: 'jwk' }).x);
+    if (!again.equals(u) || !fromB64u(publicKey.export({ format: 'jwk' }).x).equals(u)) {
+      scalar.fill(0);
+      throw new CkError(CKR.GENERAL_ERROR, 'pairwise consistency test failed');
+    }
+    return {
+      publicKey: new Map([
+        [CKA.KEY_TYPE, ulongAttr(CKK.EC_MONTGOMERY)],
+        [CKA.EC_PARAMS, Buffer.from(params)],
+        [CKA.EC_POINT, u],
+      ]),
+      privateKey: new Map([
+        [CKA.KEY_TYPE, ulongAttr(CKK.EC_MONTGOMERY)],
+        [CKA.EC_PARAMS, Buffer.from(params)],
+        [CKA.VALUE, scalar],
+      ]),
+    };
+  }
+
   async derive(mech: Mechanism, baseKey: KeyRef, template: AttrMap): Promise<AttrMap> {
     if (mech.type !== CKM.ECDH1_DERIVE && mech.type !== CKM.ECDH1_COFACTOR_DERIVE) throw new CkError(CKR.MECHANISM_INVALID);
     const p = mech.param;
     if (p.kind !== 'ecdh') throw paramInvalid('expected CK_ECDH1_DERIVE_PARAMS');
-    const k = ecKey(baseKey);
-    if (k.cls !== 'private') throw new CkError(CKR.KEY_TYPE_INCONSISTENT);
-    const c = k.curve;
-    const peer = ecdhPeerPoint(c, p.publicData);
-    // The NIST prime curves have cofactor 1, so cofactor ECDH equals plain ECDH.
-    const ecdh = createECDH(c.name);
-    const dBytes = intToBytes(k.d!, c.size);
     let z: Buffer;
-    try {
-      ecdh.setPrivateKey(dBytes);
-      z = ecdh.computeSecret(peer);
-    } catch {
-      throw failed();
-    } finally {
-      dBytes.fill(0);
+    if (keyTypeOf(baseKey) === CKK.EC_MONTGOMERY) {
+      // X25519 (RFC 7748) through CKM_ECDH1_DERIVE, as PKCS#11 3.0 §2.3.16 allows.
+      if (mech.type !== CKM.ECDH1_DERIVE) throw new CkError(CKR.MECHANISM_INVALID, 'X25519 uses CKM_ECDH1_DERIVE');
+      const k = xKey(baseKey);
+      if (k.cls !== 'private') throw new CkError(CKR.KEY_TYPE_INCONSISTENT);
+      z = x25519Shared(k, p.publicData);
+    } else {
+      const k = ecKey(baseKey);
+      if (k.cls !== 'private') throw new CkError(CKR.KEY_TYPE_INCONSISTENT);
+      const c = k.curve;
+      const peer = ecdhPeerPoint(c, p.publicData);
+      // The NIST prime curves have cofactor 1, so cofactor ECDH equals plain ECDH.
+      const ecdh = createECDH(c.name);
+      const dBytes = intToBytes(k.d!, c.size);
+      try {
+        ecdh.setPrivateKey(dBytes);
+        z = ecdh.computeSecret(peer);
+      } catch {
+        throw failed();
+      } finally {
+        dBytes.fill(0);
+      }
     }
     try {
       let value: Buffer;

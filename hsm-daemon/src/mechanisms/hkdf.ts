@@ -3,7 +3,7 @@
 // Extract and expand are separable, so both are done here with HMAC rather than
 // node's hkdf(), which always runs both steps.
 import { createHmac } from 'node:crypto';
-import { CKA, CKF, CKK, CKM, CKR } from '../pkcs11/constants.generated.js';
+import { CKA, CKF, CKK, CKM, CKO, CKR } from '../pkcs11/constants.generated.js';
 import { CkError } from '../errors.js';
 import { randomBytes } from '../drbg/index.js';
 import { keyTypeOf, optUlong, ulongAttr } from './attrs.js';
@@ -77,8 +77,15 @@ export class HkdfFamily implements MechanismFamily {
       if (p.saltType === CKF.HKDF_SALT_DATA) {
         if (!p.salt.length) throw paramInvalid('CKF_HKDF_SALT_DATA needs salt bytes');
         salt = p.salt;
+      } else if (p.saltType === CKF.HKDF_SALT_KEY) {
+        // The dispatcher resolved hSaltKey to the key object (types.ts, saltKeyRef).
+        const sk = p.saltKeyRef;
+        if (!sk) throw paramInvalid('CKF_HKDF_SALT_KEY needs a salt key');
+        if (optUlong(sk.attrs, CKA.CLASS) !== CKO.SECRET_KEY || !BASE_TYPES.has(keyTypeOf(sk))) throw paramInvalid('the HKDF salt key must be a CKK_HKDF or generic secret key');
+        const v = sk.attrs.get(CKA.VALUE);
+        if (!v || !v.length) throw paramInvalid('the HKDF salt key has no value');
+        salt = v;
       } else if (p.saltType !== CKF.HKDF_SALT_NULL) {
-        // CKF_HKDF_SALT_KEY names an object handle, which families never see.
         throw paramInvalid('unsupported HKDF salt type');
       }
     }

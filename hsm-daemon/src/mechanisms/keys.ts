@@ -15,7 +15,7 @@ export function verifyAsync(alg: string | null, data: Buffer, key: VerifyKeyObje
   return new Promise((resolve, reject) => verify(alg, data, key, sig, (err, ok) => (err ? reject(failed()) : resolve(ok))));
 }
 
-export function generateKeyPairAsync(type: 'rsa' | 'ec' | 'ed25519', options: object): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
+export function generateKeyPairAsync(type: 'rsa' | 'ec' | 'ed25519' | 'x25519', options: object): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
   return new Promise((resolve, reject) =>
     // The overloads of generateKeyPair are keyed on literal types; the options were
     // built per type by the caller.

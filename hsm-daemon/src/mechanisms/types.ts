@@ -22,7 +22,20 @@ export type MechanismParam =
   | { kind: 'pss'; hashAlg: number; mgf: number; saltLen: number }
   | { kind: 'macGeneral'; macLen: number }
   | { kind: 'ecdh'; kdf: number; sharedData: Buffer; publicData: Buffer }
-  | { kind: 'hkdf'; extract: boolean; expand: boolean; prf: number; saltType: number; salt: Buffer; saltKey: number; info: Buffer }
+  | {
+      kind: 'hkdf';
+      extract: boolean;
+      expand: boolean;
+      prf: number;
+      saltType: number;
+      salt: Buffer;
+      /** hSaltKey as the caller sent it; families never look it up. */
+      saltKey: number;
+      /** CKF_HKDF_SALT_KEY: the salt key object, resolved by the dispatcher (C_DeriveKey)
+       * from saltKey after the handle, visibility and CKA_DERIVE checks. */
+      saltKeyRef?: KeyRef;
+      info: Buffer;
+    }
   | { kind: 'eddsa'; phFlag: boolean; context: Buffer }
   | { kind: 'encryptData'; iv: Buffer; data: Buffer }
   | { kind: 'pbkdf2'; saltSource: number; salt: Buffer; iterations: number; prf: number; prfData: Buffer; password: Buffer };

@@ -38,6 +38,20 @@ export interface MetricsHandle {
   close(): Promise<void>;
 }
 
+/** The /readyz verdict from the daemon's parts, for callers without a full MetricSources
+ * (admin `status`); the same checks as /readyz whether or not [metrics] is enabled. */
+export function daemonReadiness(opts: { audit: Pick<AuditLog, 'writer'>; safety: Pick<Safety, 'report'> }): Readiness {
+  const { audit, safety } = opts;
+  return readiness({
+    selfTest: () => safety.report,
+    errorState: () => errorState(),
+    audit: () => {
+      const w = audit.writer;
+      return w ? { healthy: w.healthy, queueDepth: w.queueDepth, stats: w.stats, lastError: w.lastError } : null;
+    },
+  });
+}
+
 /** Views of the running daemon's state for the metrics (read on each scrape). */
 export function daemonSources(opts: Omit<MetricsOptions, 'config' | 'log' | 'dispatcher'>): MetricSources {
   const { core, audit, safety } = opts;

@@ -72,7 +72,7 @@ export interface Readiness {
 
 /** /readyz: the latest self-test run passed, the audit log is writable (or disabled by
  * configuration), and the error-state latch is not set. */
-export function readiness(src: MetricSources): Readiness {
+export function readiness(src: Pick<MetricSources, 'selfTest' | 'errorState' | 'audit'>): Readiness {
   const st = src.selfTest();
   const err = src.errorState();
   const audit = src.audit();

@@ -10,7 +10,8 @@
 // invocation) and the 2^32 default costs one fsync per 65,536 encryptions.
 //
 // Session keys die with their session (and with the daemon), so theirs are counted in
-// memory only.
+// memory only. A destroyed key's counter is dropped (forget), from the file too: its
+// object's uid is never reused, so nothing can resume from it.
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { CKR } from '../pkcs11/index.js';
@@ -197,6 +198,23 @@ export class GcmCounters extends EventEmitter<CounterEvents> {
   forgetSessionKey(key: string): void {
     const st = this.keys.get(key);
     if (st && !st.persistent) this.keys.delete(key);
+  }
+
+  /**
+   * Drops the counters of keys that no longer exist (`keys`: ids, or a predicate over
+   * ids), session and token keys alike; token keys' entries leave the counter file with
+   * the next write, requested here. Resolves when that write is done; never rejects (a
+   * failed write is harmless: a stale entry stays in the file until the next one).
+   */
+  forget(keys: string[] | ((id: string) => boolean)): Promise<void> {
+    let persistent = false;
+    for (const id of typeof keys === 'function' ? [...this.keys.keys()].filter(keys) : keys) {
+      const st = this.keys.get(id);
+      if (!st) continue;
+      persistent ||= st.persistent;
+      this.keys.delete(id);
+    }
+    return persistent ? this.writer.request().catch(() => undefined) : Promise.resolve();
   }
 
   /** Resolves when every reservation requested so far is durable. */

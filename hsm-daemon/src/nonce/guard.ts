@@ -6,19 +6,32 @@
 // before any ciphertext can exist; an init that is never followed by C_Encrypt still counts
 // (conservative: counters never undercount).
 //
-// Caller-supplied IVs ([nonce] caller_iv):
-//   "accept"        counted, and a repeat of a recently used (key, IV) is logged as a warning
-//                   (Java's SunPKCS11 and most clients supply their own IVs);
+// The IV rule ([nonce] caller_iv):
+//   "accept"        caller IVs are counted, and a repeat of a recently used (key, IV) is
+//                   logged as a warning (Java's SunPKCS11 and most clients supply their own IVs);
 //   "reject_reuse"  a (key, IV) pair already used for encryption within the tracking window
-//                   is refused with CKR_MECHANISM_PARAM_INVALID.
+//                   is refused with CKR_MECHANISM_PARAM_INVALID;
+//   "generate"      the token generates every encryption IV (SP 800-38D §8.2.1 deterministic
+//                   construction): fixed field (4 bytes, from the key's identity) || invocation
+//                   field (8 bytes, big-endian: the durable invocation counter of counters.ts,
+//                   which never goes back, so no restart reuses an IV). The caller passes a
+//                   12-byte all-zero IV buffer; any other caller IV is refused
+//                   (CKR_MECHANISM_PARAM_INVALID), and so is a module that cannot receive the
+//                   IV back (wire protocol 1). The IV returns to the caller's pIv.
+// Under "accept" and "reject_reuse" the IV comes from outside the module, which therefore
+// cannot guarantee its uniqueness: admit() reports callerIv = true and the call is audited
+// approved = false (FIPS 140-3 IG C.H).
 // The window holds the last IV_WINDOW IVs per key in memory; it does not survive a restart.
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { CKM, CKR } from '../pkcs11/index.js';
 import { CkError } from '../errors.js';
 import type { Mechanism } from '../mechanisms/types.js';
 import { GcmCounters, type CounterSettings } from './counters.js';
 
-export type CallerIvPolicy = 'accept' | 'reject_reuse';
+export type CallerIvPolicy = 'accept' | 'reject_reuse' | 'generate';
+/** Length of a token-generated IV: 4-byte fixed field + 8-byte invocation field. */
+export const GENERATED_IV_BYTES = 12;
 export const IV_WINDOW = 16384;
 
 export interface GuardSettings extends CounterSettings {
@@ -65,8 +78,35 @@ export class GcmNonceGuard extends EventEmitter<GuardEvents> {
     return kind === 'encrypt' && mech.type === CKM.AES_GCM;
   }
 
-  /** Admits one GCM encryption with `key` and `mech` (already validated by the family). */
-  async admit(key: GuardedKey, mech: Mechanism): Promise<void> {
+  /** The §8.2.1 IV for invocation `n` of `key`. The fixed field differs between key objects
+   * (copies of one key value included) with probability 1 − 2^-32 per pair. */
+  static generatedIv(key: GuardedKey, n: number): Buffer {
+    const iv = Buffer.alloc(GENERATED_IV_BYTES);
+    createHash('sha256').update(`craton-hsm/gcm-fixed-field/v1/${keyId(key)}`).digest().copy(iv, 0, 0, 4);
+    iv.writeBigUInt64BE(BigInt(n), 4);
+    return iv;
+  }
+
+  /**
+   * Admits one GCM encryption with `key` and `mech` (already validated by the family).
+   * `canReturnIv`: the client can receive a generated IV (wire protocol ≥ 2).
+   * Resolves with the generated IV ("generate"), or iv = null and callerIv = true.
+   */
+  async admit(key: GuardedKey, mech: Mechanism, canReturnIv = false): Promise<{ iv: Buffer | null; callerIv: boolean }> {
+    if (this.settings.callerIv === 'generate') {
+      const p = mech.param;
+      if (p.kind !== 'gcm' || p.iv.length !== GENERATED_IV_BYTES || p.iv.some((b) => b !== 0)) {
+        throw new CkError(CKR.MECHANISM_PARAM_INVALID, 'caller_iv = "generate": pass a 12-byte all-zero IV buffer; the token writes the IV it generates into it');
+      }
+      if (!canReturnIv) throw new CkError(CKR.MECHANISM_PARAM_INVALID, 'caller_iv = "generate" needs a module that receives the generated IV (wire protocol 2)');
+      const n = await this.counters.take(keyId(key), key.isToken);
+      return { iv: GcmNonceGuard.generatedIv(key, n), callerIv: false };
+    }
+    await this.admitCallerIv(key, mech);
+    return { iv: null, callerIv: true };
+  }
+
+  private async admitCallerIv(key: GuardedKey, mech: Mechanism): Promise<void> {
     const id = keyId(key);
     const iv = mech.param.kind === 'gcm' ? mech.param.iv.toString('base64') : null;
     const refuse = this.settings.callerIv === 'reject_reuse';
@@ -91,10 +131,16 @@ export class GcmNonceGuard extends EventEmitter<GuardEvents> {
     await this.counters.take(id, key.isToken);
   }
 
-  /** A session key was destroyed or its session closed. */
-  forget(key: GuardedKey): void {
-    const id = keyId(key);
+  /** A key object is gone (destroyed, or its session closed): its counter and IV window
+   * go too; a token key's entry leaves the counter file. */
+  forget(key: GuardedKey): Promise<void> {
     this.recent.delete(key);
-    if (!key.isToken) this.counters.forgetSessionKey(id);
+    return this.counters.forget([keyId(key)]);
+  }
+
+  /** C_InitToken cleared slot `slotId`: every counter of its keys goes. */
+  forgetSlot(slotId: number): Promise<void> {
+    const prefix = `slot-${slotId}/`;
+    return this.counters.forget((id) => id.startsWith(prefix));
   }
 }

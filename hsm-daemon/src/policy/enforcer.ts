@@ -8,6 +8,7 @@ import { readUlong } from '../pkcs11/values.js';
 import { CkError } from '../errors.js';
 import type { AttrMap, Mechanism, MechanismInfo } from '../mechanisms/types.js';
 import type { CallNote } from '../dispatch/call.js';
+import { digestInfoHash } from '../mechanisms/common.js';
 import { classifyMechanism, curveName, mechName, rowForMechanism, type PolicyContext, type PolicyOp, type PolicySettings, type Verdict } from './table.js';
 
 export interface PolicyViolation {
@@ -20,6 +21,21 @@ export interface PolicyViolation {
   /** true when the call was refused (strict), false when it ran (warn). */
   refused: boolean;
 }
+
+/** A policy decision that needs the operation's data (CKM_RSA_PKCS sign/verify: is the
+ * input a DigestInfo of an approved hash?). The crypto handlers feed it and ask it
+ * before the data reaches the mechanism. */
+export interface InputGate {
+  /** C_SignUpdate / C_VerifyUpdate: the next part of the input. */
+  update(data: Buffer): void;
+  /** C_Sign / C_Verify (with the whole input) or C_SignFinal / C_VerifyFinal (with what
+   * update() saw): records the verdict on the note; strict mode refuses a disallowed
+   * input with CKR_DATA_INVALID, warn mode lets it run as a violation. */
+  check(note: CallNote, data?: Buffer): void;
+}
+
+/** A DigestInfo is at most 19 + 64 bytes; anything longer is kept only as "too long". */
+const INPUT_GATE_KEEP = 128;
 
 export type ViolationListener = (v: PolicyViolation) => void;
 type LogFn = (level: 'error' | 'warn' | 'info' | 'debug', msg: string) => void;
@@ -123,6 +139,28 @@ export class PolicyEnforcer {
     return this.enforce(mech.type, ctx, note);
   }
 
+  /** After checkKeyUse succeeded at C_*Init: the gate the operation's data must pass, for
+   * rows whose verdict depends on the data (digestInfoSign); undefined for all others. */
+  inputGate(mech: Mechanism, op: PolicyOp, key: { attrs: AttrMap } | null): InputGate | undefined {
+    if (!rowForMechanism(mech.type)?.digestInfoSign || (op !== 'sign' && op !== 'verify')) return undefined;
+    const ctx: PolicyContext = { op, ...(key ? keyContext(key.attrs) : {}) };
+    let parts: Buffer[] = [];
+    let seen = 0;
+    return {
+      update: (data) => {
+        if (seen <= INPUT_GATE_KEEP) parts.push(Buffer.from(data));
+        seen += data.length;
+      },
+      check: (note, data) => {
+        const input = data ?? (seen <= INPUT_GATE_KEEP ? Buffer.concat(parts) : undefined);
+        parts = [];
+        const h = input ? digestInfoHash(input) : undefined;
+        const digestInfo = h ? (rowForMechanism(h.ckm)?.algorithm ?? '') : '';
+        this.enforce(mech.type, { ...ctx, digestInfo }, note, CKR.DATA_INVALID);
+      },
+    };
+  }
+
   /** C_GenerateKey / C_GenerateKeyPair: size and curve come from the templates
    * (CKA_MODULUS_BITS, CKA_EC_PARAMS, CKA_VALUE_LEN). */
   checkGenerate(mech: Mechanism, templates: AttrMap[], note: CallNote): Verdict {
@@ -151,7 +189,8 @@ export class PolicyEnforcer {
     return { ...info, flags, minKeySize };
   }
 
-  private enforce(mech: number, ctx: PolicyContext, note: CallNote): Verdict {
+  /** `refuseWith` replaces CKR_MECHANISM_INVALID for refusals decided on the data. */
+  private enforce(mech: number, ctx: PolicyContext, note: CallNote, refuseWith: number = CKR.MECHANISM_INVALID): Verdict {
     const v = this.classify(mech, ctx);
     note.approved = v.approved;
     if (v.allowed) return v;
@@ -166,7 +205,7 @@ export class PolicyEnforcer {
         this.log?.('error', `policy violation listener failed: ${(err as Error).message}`);
       }
     }
-    if (refused) throw new CkError(v.refusal === 'size' ? CKR.KEY_SIZE_RANGE : CKR.MECHANISM_INVALID, `${v.algorithm}: ${v.reason}`);
+    if (refused) throw new CkError(v.refusal === 'size' ? CKR.KEY_SIZE_RANGE : refuseWith, `${v.algorithm}: ${v.reason}`);
     this.log?.('debug', `policy (warn): ${mechName(mech)} ${v.algorithm} not allowed: ${v.reason}`);
     return v;
   }

@@ -55,6 +55,10 @@ export interface PolicyRow {
   tls?: readonly string[];
   size?: SizeRule;
   gate?: Gate;
+  /** Sign/verify of a caller-built EMSA-PKCS1-v1_5 DigestInfo (CKM_RSA_PKCS): approved,
+   * and exempt from the gate, when the DigestInfo names an approved hash. The enforcer
+   * decides on the data at C_Sign/C_Verify (PolicyContext.digestInfo). */
+  digestInfoSign?: true;
 }
 
 /** Mirrors config [algorithms] (hsm-daemon/src/config/types.ts). */
@@ -94,6 +98,10 @@ export interface PolicyContext {
   op?: PolicyOp;
   /** Canonical name of a hash chosen by the mechanism parameter (PSS, OAEP, ECDH KDF, HKDF PRF). */
   hash?: string;
+  /** Rows with digestInfoSign, once the data is known: the digest row's algorithm named by
+   * the input's DER DigestInfo ('SHA-256', 'SHA-1', 'MD5' …), or '' when the input is not
+   * a well-formed DigestInfo with a digest of the right length. Undefined at C_*Init. */
+  digestInfo?: string;
 }
 
 /** Why a verdict is not allowed: the enforcer maps 'size' to CKR_KEY_SIZE_RANGE and
@@ -427,11 +435,13 @@ export const POLICY_TABLE: readonly PolicyRow[] = [
     algorithm: 'RSA-PKCS1-v1_5-raw',
     category: 'signature',
     status: 'non-approved',
-    reason: 'the caller supplies the DigestInfo, so the module cannot vouch for the hash; v1.5 encryption is disallowed for key transport after 2023 (SP 800-131A Rev.2 §6); refused unless allow_raw_rsa',
+    reason:
+      'sign/verify of a DER DigestInfo of SHA-2/SHA-3 is FIPS 186-5 §5.4 RSASSA-PKCS1-v1_5 and approved (checked on the data at C_Sign/C_Verify: otherwise CKR_DATA_INVALID); any other input, and v1.5 encryption (disallowed for key transport after 2023, SP 800-131A Rev.2 §6; a padding oracle), only with allow_raw_rsa',
     mechanisms: [CKM.RSA_PKCS],
     openssl: [],
     size: 'rsa',
     gate: 'allow_raw_rsa',
+    digestInfoSign: true,
   },
   {
     algorithm: 'RSA-X.509',
@@ -584,6 +594,28 @@ function evaluate(row: PolicyRow, ctx: PolicyContext, s: PolicySettings): Verdic
     status = x.status;
     reason = x.reason;
   }
+  // CKM_RSA_PKCS signing over a DigestInfo: the hash inside decides (approved at C_*Init,
+  // where the data is not known yet; the enforcer decides again on the data).
+  if (row.digestInfoSign && (ctx.op === 'sign' || ctx.op === 'verify')) {
+    const d = ctx.digestInfo;
+    const h = d ? rowByAlgorithm(d) : undefined;
+    if (d === undefined) {
+      algorithm = 'RSA-PKCS1-v1_5 (DigestInfo)';
+      status = 'approved';
+      reason = 'FIPS 186-5 §5.4 when the input is a DER DigestInfo of SHA-2/SHA-3; checked at C_Sign/C_Verify';
+    } else if (!h || h.category !== 'digest') {
+      reason = 'the input is not a DER DigestInfo of a known hash with a digest of the right length; allowed only with allow_raw_rsa';
+    } else {
+      algorithm = `RSA-PKCS1-v1_5 (DigestInfo ${h.algorithm})`;
+      if (h.status === 'approved') {
+        status = 'approved';
+        reason = `FIPS 186-5 §5.4 with ${h.algorithm}`;
+      } else if (SHA1_NAMES.has(h.algorithm)) {
+        status = 'verify-only';
+        reason = SHA1_LEGACY;
+      } else reason = `${h.algorithm} is never approved for signatures`;
+    }
+  }
   let approved = status === 'approved' || (status === 'verify-only' && ctx.op === 'verify' && s.allow_sha1_verify);
   if (status === 'verify-only' && approved) reason = `legacy verification: ${reason}`;
 
@@ -652,7 +684,8 @@ function decide(row: PolicyRow | undefined, mechNameForLists: number | undefined
   const base = { algorithm: v.algorithm, approved: v.approved };
   if (v.sizeReason) return { ...base, allowed: false, reason: v.sizeReason, refusal: 'size' };
   if (inList(s.allow)) return { ...base, allowed: true, reason: `${v.reason}; permitted by [algorithms] allow` };
-  if (row.gate) {
+  // An approved DigestInfo signature does not need the raw-RSA switch.
+  if (row.gate && !(row.digestInfoSign && v.approved && (ctx.op === 'sign' || ctx.op === 'verify'))) {
     return s[row.gate]
       ? { ...base, allowed: true, reason: `${v.reason}; permitted by ${row.gate}` }
       : { ...base, allowed: false, reason: v.reason, refusal: 'gated' };

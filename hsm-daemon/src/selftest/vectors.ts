@@ -2,7 +2,7 @@
 // algorithm (mechanisms/registry.ts defaultFamilies()), so the code tested is the code
 // that serves. Every expected value is a published vector, cited at the test.
 import { pbkdf2Sync, timingSafeEqual } from 'node:crypto';
-import { CKA, CKF, CKG, CKK, CKM, CKO, CKZ } from '../pkcs11/constants.generated.js';
+import { CKA, CKD, CKF, CKG, CKK, CKM, CKO, CKZ } from '../pkcs11/constants.generated.js';
 import { ulongAttr } from '../mechanisms/attrs.js';
 import { defaultFamilies } from '../mechanisms/registry.js';
 import type { AttrMap, KeyRef, Mechanism, MechanismFamily, MechanismParam, OpKind } from '../mechanisms/types.js';
@@ -126,6 +126,40 @@ const RFC8032 = {
 };
 
 /** RFC 5869 Appendix A.1 (test case 1): HKDF-SHA-256. */
+/** NIST CAVS 14.1 ECC CDH primitive test vectors (SP 800-56A Rev.3 §5.7.1.2),
+ * KAS_ECC_CDH_PrimitiveTest.txt, [P-256] COUNT = 0. */
+const ECC_CDH_P256 = {
+  qCavs: hex('04 700c48f77f56584c5cc632ca65640db91b6bacce3a4df6b42ce7cc838833d287 db71e509e3fd9b060ddb20ba5c51dcc5948d46fbf640dfe0441782cab85fa4ac'),
+  dIut: hex('7d7dc5f71eb29ddaf80d6214632eeae03d9058af1fb6d22ed80badb62bc1a534'),
+  z: hex('46fc62106420ff012e54a434fbdd2d25ccc5852060561e68040dd7778997bd7b'),
+};
+/** RFC 7748 §6.1: Alice's private key, Bob's public key, the shared secret K. */
+const X25519_OID = hex('06032b656e');
+const RFC7748 = {
+  a: hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a'),
+  bPub: hex('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f'),
+  k: hex('4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742'),
+};
+/** NIST SP 800-38C Appendix C.2 (Example 2): K = 40..4f, 8-byte nonce, 16-byte A and P, Tlen = 48. */
+const SP800_38C = {
+  key: hex('404142434445464748494a4b4c4d4e4f'),
+  nonce: hex('1011121314151617'),
+  aad: hex('000102030405060708090a0b0c0d0e0f'),
+  pt: hex('202122232425262728292a2b2c2d2e2f'),
+  ct: hex('d2a1f0e051ea5f62081a7792073d593d1fc64fbfaccd'),
+};
+
+/** C_DeriveKey through the family with CKM_ECDH1_DERIVE, CKD_NULL: the raw shared secret. */
+async function ecdhZ(ctx: KatContext, base: KeyRef, publicData: Buffer, len: number): Promise<Buffer> {
+  const f = family(ctx, CKM.ECDH1_DERIVE);
+  const out = await f.derive!(
+    mech(CKM.ECDH1_DERIVE, { kind: 'ecdh', kdf: CKD.NULL, sharedData: Buffer.alloc(0), publicData }),
+    base,
+    new Map([[CKA.VALUE_LEN, ulongAttr(len)]]),
+  );
+  return out.get(CKA.VALUE) ?? Buffer.alloc(0);
+}
+
 const RFC5869 = {
   ikm: Buffer.alloc(22, 0x0b),
   salt: hex('000102030405060708090a0b0c'),
@@ -321,6 +355,42 @@ export const KATS: readonly Kat[] = [
       const m = mech(CKM.EDDSA);
       expectEqual(ctx, 'eddsa-ed25519', 'signature', await oneShot(ctx, 'sign', m, priv, Buffer.alloc(0)), RFC8032.sig);
       await expectVerifies(ctx, 'eddsa-ed25519', m, pub, Buffer.alloc(0), RFC8032.sig);
+    },
+  },
+  {
+    name: 'ecdh-p256',
+    source: 'NIST CAVS 14.1 KAS ECC CDH primitive (SP 800-56A Rev.3 §5.7.1.2), P-256 COUNT 0',
+    async run(ctx) {
+      const priv = key([
+        [CKA.CLASS, ulongAttr(CKO.PRIVATE_KEY)],
+        [CKA.KEY_TYPE, ulongAttr(CKK.EC)],
+        [CKA.EC_PARAMS, P256_OID],
+        [CKA.VALUE, ECC_CDH_P256.dIut],
+      ]);
+      expectEqual(ctx, 'ecdh-p256', 'Z', await ecdhZ(ctx, priv, ECC_CDH_P256.qCavs, 32), ECC_CDH_P256.z);
+    },
+  },
+  {
+    name: 'x25519',
+    source: 'RFC 7748 §6.1 (Alice\'s private key with Bob\'s public key gives K)',
+    async run(ctx) {
+      const priv = key([
+        [CKA.CLASS, ulongAttr(CKO.PRIVATE_KEY)],
+        [CKA.KEY_TYPE, ulongAttr(CKK.EC_MONTGOMERY)],
+        [CKA.EC_PARAMS, X25519_OID],
+        [CKA.VALUE, RFC7748.a],
+      ]);
+      expectEqual(ctx, 'x25519', 'K', await ecdhZ(ctx, priv, RFC7748.bPub, 32), RFC7748.k);
+    },
+  },
+  {
+    name: 'aes-ccm',
+    source: 'NIST SP 800-38C Appendix C, Example 2 (encrypt, then decrypt with the tag check)',
+    async run(ctx) {
+      const m = mech(CKM.AES_CCM, { kind: 'ccm', dataLen: SP800_38C.pt.length, nonce: SP800_38C.nonce, aad: SP800_38C.aad, macLen: 6 });
+      const k = secret(CKK.AES, SP800_38C.key);
+      expectEqual(ctx, 'aes-ccm', 'ciphertext', await oneShot(ctx, 'encrypt', m, k, SP800_38C.pt), SP800_38C.ct);
+      expectEqual(ctx, 'aes-ccm', 'plaintext', await oneShot(ctx, 'decrypt', m, k, SP800_38C.ct), SP800_38C.pt);
     },
   },
   {

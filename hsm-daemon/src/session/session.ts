@@ -2,6 +2,7 @@
 // search in progress. Login state is not here: it belongs to the application on the
 // token (token/token.ts), so every session of the application sees the same state.
 import type { Operation, OpKind } from '../mechanisms/types.js';
+import type { InputGate } from '../policy/enforcer.js';
 
 export interface ActiveOperation {
   op: Operation;
@@ -13,6 +14,8 @@ export interface ActiveOperation {
   needsContextLogin: boolean;
   /** The FIPS approved indicator decided at C_*Init (policy/), repeated on every step's audit entry. */
   approved: boolean;
+  /** Policy decided on the data (CKM_RSA_PKCS sign/verify: DigestInfo of an approved hash). */
+  inputGate?: InputGate;
 }
 
 export interface FindState {

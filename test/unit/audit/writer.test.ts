@@ -53,7 +53,7 @@ describe('audit writer', () => {
     expect(r.failure).toBeUndefined();
     expect(r.entries).toBe(51);
     expect(r.checkpointsVerified).toBe(1);
-    for (const f of ['craton_hsm_audit.jsonl', HMAC_INITIAL_FILE, HMAC_STATE_FILE, 'audit-checkpoint-key.pem'])
+    for (const f of ['craton_hsm_audit.jsonl', HMAC_INITIAL_FILE, HMAC_STATE_FILE, 'audit-checkpoint-key.sealed', 'audit-checkpoint.kek'])
       expect((statSync(path.join(dir, f)).mode & 0o777).toString(8), f).toBe('600');
   });
 

@@ -1,4 +1,4 @@
-import { createECDH, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createECDH, createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EcFamily } from '../../../hsm-daemon/src/mechanisms/ec.js';
 import { CURVES, bytesToInt, ecdsaSignDigest, ecdsaVerifyDigest } from '../../../hsm-daemon/src/mechanisms/ecmath.js';
@@ -258,11 +258,65 @@ describe('Ed25519', () => {
     const data = Buffer.alloc(100, 9);
     const sk = objectFrom(privateKey, CKO.PRIVATE_KEY);
     const sig = await multiPart(fam.createOperation('sign', mech(CKM.EDDSA), sk), data);
-    const pt = publicKey.get(CKA.EC_POINT)!.subarray(2);
+    // PKCS#11 3.0: CKA_EC_POINT of an Edwards key is the raw RFC 8032 public key.
+    const pt = publicKey.get(CKA.EC_POINT)!;
+    expect(pt).toHaveLength(32);
     const nodePub = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: pt.toString('base64url') }, format: 'jwk' });
     expect(verify(null, data, nodePub, sig)).toBe(true);
     await expectRv(() => fam.createOperation('sign', mech(CKM.EDDSA, { kind: 'eddsa', phFlag: true, context: Buffer.alloc(0) }), sk), CKR.MECHANISM_PARAM_INVALID);
     const { privateKey: nk } = generateKeyPairSync('ed25519');
     expect(nk.asymmetricKeyType).toBe('ed25519');
+  });
+});
+
+describe('X25519', () => {
+  const fam = new EcFamily();
+  // RFC 7748 §6.1 (Diffie-Hellman test vector).
+  const A_PRIV = hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a');
+  const A_PUB = hex('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
+  const B_PRIV = hex('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb');
+  const B_PUB = hex('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
+  const K = hex('4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742');
+  const OID = hex('06032b656e');
+  const NAME = Buffer.concat([hex('130a'), Buffer.from('curve25519')]);
+  const priv = (v: Buffer, params = OID): KeyRef =>
+    keyRef(new Map([[CKA.CLASS, ulongAttr(CKO.PRIVATE_KEY)], [CKA.KEY_TYPE, ulongAttr(CKK.EC_MONTGOMERY)], [CKA.EC_PARAMS, params], [CKA.VALUE, v]]));
+  const ecdh = (publicData: Buffer, kdf: number = CKD.NULL, sharedData = Buffer.alloc(0)) => mech(CKM.ECDH1_DERIVE, { kind: 'ecdh', kdf, sharedData, publicData });
+
+  it('RFC 7748 §6.1: both sides derive K; the public data may be raw or a DER OCTET STRING', async () => {
+    const ab = await fam.derive(ecdh(B_PUB), priv(A_PRIV), new Map());
+    expect(ab.get(CKA.VALUE)!.toString('hex')).toBe(K.toString('hex'));
+    const ba = await fam.derive(ecdh(Buffer.concat([hex('0420'), A_PUB])), priv(B_PRIV, NAME), new Map());
+    expect(ba.get(CKA.VALUE)!.equals(K)).toBe(true);
+    // CKD_SHA256_KDF (X9.63) over the same Z, truncated to an AES-128 key.
+    const kdf = await fam.derive(ecdh(B_PUB, CKD.SHA256_KDF, Buffer.from('info')), priv(A_PRIV), new Map([[CKA.KEY_TYPE, ulongAttr(CKK.AES)], [CKA.VALUE_LEN, ulongAttr(16)]]));
+    const want = createHash('sha256').update(K).update(hex('00000001')).update(Buffer.from('info')).digest().subarray(0, 16);
+    expect(kdf.get(CKA.VALUE)!.equals(want)).toBe(true);
+  });
+
+  it('refuses malformed and low-order peers, public base keys and the cofactor mechanism', async () => {
+    await expectRv(() => fam.derive(ecdh(B_PUB.subarray(1)), priv(A_PRIV), new Map()), CKR.MECHANISM_PARAM_INVALID);
+    await expectRv(() => fam.derive(ecdh(Buffer.alloc(32)), priv(A_PRIV), new Map()), CKR.MECHANISM_PARAM_INVALID);
+    await expectRv(() => fam.derive(mech(CKM.ECDH1_COFACTOR_DERIVE, { kind: 'ecdh', kdf: CKD.NULL, sharedData: Buffer.alloc(0), publicData: B_PUB }), priv(A_PRIV), new Map()), CKR.MECHANISM_INVALID);
+    const pub = keyRef(new Map([[CKA.CLASS, ulongAttr(CKO.PUBLIC_KEY)], [CKA.KEY_TYPE, ulongAttr(CKK.EC_MONTGOMERY)], [CKA.EC_PARAMS, OID], [CKA.EC_POINT, A_PUB]]));
+    await expectRv(() => fam.derive(ecdh(B_PUB), pub, new Map()), CKR.KEY_TYPE_INCONSISTENT);
+    await expectRv(() => fam.derive(ecdh(B_PUB), priv(A_PRIV, hex('06032b656f')), new Map()), CKR.KEY_SIZE_RANGE);
+  });
+
+  it('CKM_EC_MONTGOMERY_KEY_PAIR_GEN: OID or curve name, raw 32-byte CKA_EC_POINT; node agrees on the secret', async () => {
+    for (const params of [OID, NAME]) {
+      const { publicKey, privateKey } = await fam.generateKeyPair(mech(CKM.EC_MONTGOMERY_KEY_PAIR_GEN), new Map([[CKA.EC_PARAMS, params]]), new Map());
+      expect(readUlong(publicKey.get(CKA.KEY_TYPE)!)).toBe(CKK.EC_MONTGOMERY);
+      expect(publicKey.get(CKA.EC_PARAMS)!.equals(params)).toBe(true);
+      const u = publicKey.get(CKA.EC_POINT)!;
+      expect(u).toHaveLength(32);
+      const other = generateKeyPairSync('x25519');
+      const otherU = Buffer.from(other.publicKey.export({ format: 'jwk' }).x!, 'base64url');
+      const ours = await fam.derive(ecdh(otherU), objectFrom(privateKey, CKO.PRIVATE_KEY), new Map());
+      const theirs = diffieHellman({ privateKey: other.privateKey, publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: u.toString('base64url') }, format: 'jwk' }) });
+      expect(ours.get(CKA.VALUE)!.equals(theirs)).toBe(true);
+    }
+    await expectRv(() => fam.generateKeyPair(mech(CKM.EC_MONTGOMERY_KEY_PAIR_GEN), new Map([[CKA.EC_PARAMS, hex('06032b656f')]]), new Map()), CKR.CURVE_NOT_SUPPORTED);
+    expect(fam.mechanisms().find((m) => m.type === CKM.EC_MONTGOMERY_KEY_PAIR_GEN)).toMatchObject({ minKeySize: 255, maxKeySize: 255 });
   });
 });

@@ -54,6 +54,21 @@ describe.each(KAT)('HKDF RFC 5869 $name', ({ ikm, salt, info, prk, okm }) => {
   });
 });
 
+describe('HKDF CKF_HKDF_SALT_KEY (salt from a key the dispatcher resolved)', () => {
+  const { ikm, salt, info, okm } = KAT[0]!;
+  const base = secretKey(ikm, CKK.GENERIC_SECRET);
+  it('RFC 5869 A.1 with the salt held in a CKK_HKDF or generic secret key', async () => {
+    for (const kt of [CKK.HKDF, CKK.GENERIC_SECRET]) {
+      const out = await fam.derive(mech(CKM.HKDF_DERIVE, hkdf({ saltType: CKF.HKDF_SALT_KEY, saltKey: 7, saltKeyRef: secretKey(salt, kt), info })), base, len(42));
+      expect(out.get(CKA.VALUE)!.toString('hex')).toBe(okm);
+    }
+  });
+  it('refuses a missing reference and salt keys of another type', async () => {
+    await expectRv(() => fam.derive(mech(CKM.HKDF_DERIVE, hkdf({ saltType: CKF.HKDF_SALT_KEY, saltKey: 7 })), base, len(16)), CKR.MECHANISM_PARAM_INVALID);
+    await expectRv(() => fam.derive(mech(CKM.HKDF_DERIVE, hkdf({ saltType: CKF.HKDF_SALT_KEY, saltKey: 7, saltKeyRef: secretKey(salt) })), base, len(16)), CKR.MECHANISM_PARAM_INVALID);
+  });
+});
+
 describe('HKDF errors and key generation', () => {
   const base = secretKey(Buffer.alloc(32, 1), CKK.GENERIC_SECRET);
   it('parameter, template and key checks', async () => {

@@ -184,6 +184,67 @@ describe('GCM guard: caller IVs', () => {
   });
 });
 
+describe('GCM guard: token-generated IVs (caller_iv = "generate")', () => {
+  const key = (isToken: boolean) => ({ uid: `g${n++}`, slotId: 1, isToken });
+  const mech = (iv: Buffer) => ({ type: CKM.AES_GCM, param: { kind: 'gcm' as const, iv, ivBits: 96, aad: Buffer.alloc(0), tagBits: 128 } });
+
+  it('builds fixed field || invocation counter from the durable counter, and says callerIv = false', async () => {
+    const dir = freshDir();
+    const g = new GcmNonceGuard({ dataDir: dir, limit: 1000, thresholds: [], callerIv: 'generate', blockSize: 10 });
+    const k = key(true);
+    const ivs: Buffer[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await g.admit(k, mech(Buffer.alloc(12)), true);
+      expect(r.callerIv).toBe(false);
+      ivs.push(r.iv!);
+    }
+    expect(ivs.map((iv) => iv.readBigUInt64BE(4))).toEqual([0n, 1n, 2n]);
+    expect(new Set(ivs.map((iv) => iv.subarray(0, 4).toString('hex'))).size).toBe(1);
+    expect(ivs[0]).toEqual(GcmNonceGuard.generatedIv(k, 0));
+    // another key object (a copy of the same value included) gets another fixed field
+    expect(GcmNonceGuard.generatedIv(key(true), 0).subarray(0, 4)).not.toEqual(ivs[0]!.subarray(0, 4));
+    // a restart resumes at the reservation: the next IV is past every earlier one
+    const g2 = new GcmNonceGuard({ dataDir: dir, limit: 1000, thresholds: [], callerIv: 'generate', blockSize: 10 });
+    g2.load();
+    expect((await g2.admit(k, mech(Buffer.alloc(12)), true)).iv!.readBigUInt64BE(4)).toBe(10n);
+  });
+
+  it('refuses caller IVs, other IV lengths and modules that cannot take the IV back', async () => {
+    const g = new GcmNonceGuard({ dataDir: freshDir(), limit: 1000, thresholds: [], callerIv: 'generate' });
+    const k = key(false);
+    expect(await rvOf(g.admit(k, mech(Buffer.alloc(12, 1)), true))).toBe(CKR.MECHANISM_PARAM_INVALID);
+    expect(await rvOf(g.admit(k, mech(Buffer.alloc(16)), true))).toBe(CKR.MECHANISM_PARAM_INVALID);
+    expect(await rvOf(g.admit(k, mech(Buffer.alloc(12)), false))).toBe(CKR.MECHANISM_PARAM_INVALID);
+    expect(g.counters.usage(`slot-1/${k.uid}`)).toBeUndefined(); // nothing counted
+  });
+
+  it('caller IVs under "accept" report callerIv = true and no IV', async () => {
+    const g = new GcmNonceGuard({ dataDir: freshDir(), limit: 1000, thresholds: [], callerIv: 'accept' });
+    expect(await g.admit(key(false), mech(Buffer.alloc(12, 3)), true)).toEqual({ iv: null, callerIv: true });
+  });
+});
+
+describe('GCM counters of keys that are gone', () => {
+  it('forget drops token-key counters from memory and from the file; forgetSlot drops a slot', async () => {
+    const dir = freshDir();
+    const g = new GcmNonceGuard({ dataDir: dir, limit: 100, thresholds: [], callerIv: 'accept', blockSize: 1 });
+    const a = { uid: 'a', slotId: 0, isToken: true };
+    const b = { uid: 'b', slotId: 0, isToken: true };
+    const c = { uid: 'c', slotId: 1, isToken: true };
+    const s = { uid: 's', slotId: 1, isToken: false };
+    for (const k of [a, b, c, s]) await g.admit(k, { type: CKM.AES_GCM, param: { kind: 'gcm', iv: Buffer.alloc(12, 1), ivBits: 96, aad: Buffer.alloc(0), tagBits: 128 } });
+    await g.forget(a);
+    await g.forget(s);
+    expect(onDisk(g.counters, 'slot-0/a')).toBeUndefined();
+    expect(onDisk(g.counters, 'slot-0/b')).toBe(1);
+    expect(g.counters.usage('slot-1/s')).toBeUndefined();
+    await g.forgetSlot(0);
+    expect(onDisk(g.counters, 'slot-0/b')).toBeUndefined();
+    expect(onDisk(g.counters, 'slot-1/c')).toBe(1);
+    expect(g.counters.all().map((u) => u.key)).toEqual(['slot-1/c']);
+  });
+});
+
 describe('PIN lockout helpers', () => {
   it('delay doubles per failure up to the cap', () => {
     const d = { baseMs: 100, capMs: 1000 };

@@ -7,6 +7,7 @@ import { CkError } from '../../../hsm-daemon/src/errors.js';
 import type { CallNote } from '../../../hsm-daemon/src/dispatch/call.js';
 import type { AttrMap, Mechanism } from '../../../hsm-daemon/src/mechanisms/types.js';
 import { MechanismRegistry, defaultFamilies } from '../../../hsm-daemon/src/mechanisms/registry.js';
+import { digestInfo, hashByName } from '../../../hsm-daemon/src/mechanisms/common.js';
 import { PolicyEnforcer, keyContext, type PolicyViolation } from '../../../hsm-daemon/src/policy/enforcer.js';
 import { DEFAULT_POLICY_SETTINGS, type PolicySettings } from '../../../hsm-daemon/src/policy/table.js';
 
@@ -75,11 +76,14 @@ describe('strict', () => {
   it('lists and describes only allowed mechanisms', () => {
     const reg = new MechanismRegistry(defaultFamilies());
     const listed = reg.list().filter((m) => e.listed(m.type)).map((m) => m.type);
-    for (const m of [CKM.AES_ECB, CKM.RSA_PKCS, CKM.RSA_X_509, CKM.SHA_1, CKM.MD5, CKM.ECDSA_SHA1, CKM.SHA1_RSA_PKCS, CKM.SHA_1_HMAC]) {
+    for (const m of [CKM.AES_ECB, CKM.RSA_X_509, CKM.SHA_1, CKM.MD5, CKM.ECDSA_SHA1, CKM.SHA1_RSA_PKCS, CKM.SHA_1_HMAC]) {
       expect(listed).not.toContain(m);
       expect(e.mechanismInfo(reg.info(m) ?? { type: m, minKeySize: 0, maxKeySize: 0, flags: CKF.SIGN })).toBeUndefined();
     }
     for (const m of [CKM.AES_GCM, CKM.SHA256, CKM.ECDSA_SHA256, CKM.RSA_PKCS_PSS, CKM.SHA256_HMAC, CKM.EDDSA]) expect(listed).toContain(m);
+    // CKM_RSA_PKCS: listed for sign/verify (DigestInfo of an approved hash) only.
+    expect(listed).toContain(CKM.RSA_PKCS);
+    expect(e.mechanismInfo(reg.info(CKM.RSA_PKCS)!)!.flags & (CKF.ENCRYPT | CKF.DECRYPT | CKF.WRAP | CKF.UNWRAP | CKF.SIGN | CKF.VERIFY)).toBe(CKF.SIGN | CKF.VERIFY);
     const gen = e.mechanismInfo(reg.info(CKM.RSA_PKCS_KEY_PAIR_GEN)!)!;
     expect(gen.minKeySize).toBe(2048);
     expect(mk({ rsa_min_bits: 3072 }).mechanismInfo(reg.info(CKM.RSA_PKCS_KEY_PAIR_GEN)!)!.minKeySize).toBe(3072);
@@ -94,6 +98,76 @@ describe('strict', () => {
     expect(info.flags & CKF.SIGN).toBe(0);
     expect(rvOf(() => x.checkKeyUse(mech(CKM.ECDSA_SHA1), 'verify', key([[CKA.EC_PARAMS, P256]]), {}))).toBe(CKR.OK);
     expect(rvOf(() => x.checkKeyUse(mech(CKM.ECDSA_SHA1), 'sign', key([[CKA.EC_PARAMS, P256]]), {}))).toBe(CKR.MECHANISM_INVALID);
+  });
+});
+
+describe('CKM_RSA_PKCS input gate (DigestInfo at C_Sign/C_Verify)', () => {
+  const rsa2048 = key([[CKA.MODULUS_BITS, ulongValue(2048)]]);
+  const di = (h: string, len: number) => digestInfo(hashByName(h), Buffer.alloc(len, 7));
+  const gateFor = (x: PolicyEnforcer, op: 'sign' | 'verify' = 'sign') => {
+    x.checkKeyUse(mech(CKM.RSA_PKCS), op, rsa2048, {});
+    return x.inputGate(mech(CKM.RSA_PKCS), op, rsa2048)!;
+  };
+
+  it('only CKM_RSA_PKCS sign/verify has one', () => {
+    const e = mk();
+    expect(e.inputGate(mech(CKM.RSA_PKCS), 'sign', rsa2048)).toBeDefined();
+    expect(e.inputGate(mech(CKM.RSA_PKCS), 'decrypt', rsa2048)).toBeUndefined();
+    expect(e.inputGate(mech(CKM.SHA256_RSA_PKCS), 'sign', rsa2048)).toBeUndefined();
+    expect(rvOf(() => e.checkKeyUse(mech(CKM.RSA_PKCS), 'decrypt', rsa2048, {}))).toBe(CKR.MECHANISM_INVALID);
+  });
+
+  it('strict: approved DigestInfo passes, anything else is CKR_DATA_INVALID with a violation', () => {
+    const e = mk();
+    const seen: PolicyViolation[] = [];
+    e.onViolation((v) => seen.push(v));
+    for (const [h, len] of [['sha256', 32], ['sha384', 48], ['sha512', 64], ['sha224', 28], ['sha3-256', 32]] as const) {
+      const note: CallNote = {};
+      expect(rvOf(() => gateFor(e).check(note, di(h, len)))).toBe(CKR.OK);
+      expect(note.approved).toBe(true);
+    }
+    const bad: Array<[string, Buffer]> = [
+      ['raw data', Buffer.from('hello')],
+      ['bare digest', Buffer.alloc(32, 1)],
+      ['SHA-1 DigestInfo', di('sha1', 20)],
+      ['MD5 DigestInfo', di('md5', 16)],
+      ['SHA-256 DigestInfo, short digest', di('sha256', 32).subarray(0, 50)],
+      ['SHA-256 DigestInfo with trailing byte', Buffer.concat([di('sha256', 32), Buffer.from([0])])],
+    ];
+    for (const [name, data] of bad) {
+      const note: CallNote = {};
+      expect(rvOf(() => gateFor(e).check(note, data)), name).toBe(CKR.DATA_INVALID);
+      expect(note.approved, name).toBe(false);
+      expect(note.policyViolation, name).toBeTruthy();
+    }
+    expect(seen).toHaveLength(bad.length);
+    expect(seen.every((v) => v.refused && v.mechanism === CKM.RSA_PKCS)).toBe(true);
+  });
+
+  it('multi-part: the parts are checked together at Final', () => {
+    const g = gateFor(mk());
+    const d = di('sha256', 32);
+    g.update(d.subarray(0, 10));
+    g.update(d.subarray(10));
+    expect(rvOf(() => g.check({}))).toBe(CKR.OK);
+    const g2 = gateFor(mk());
+    g2.update(d);
+    g2.update(Buffer.alloc(200));
+    expect(rvOf(() => g2.check({}))).toBe(CKR.DATA_INVALID);
+  });
+
+  it('SHA-1 DigestInfo verifies under allow_sha1_verify; warn runs and flags; allow_raw_rsa allows raw data', () => {
+    expect(rvOf(() => gateFor(mk({ allow_sha1_verify: true }), 'verify').check({}, di('sha1', 20)))).toBe(CKR.OK);
+    expect(rvOf(() => gateFor(mk({ allow_sha1_verify: true }), 'sign').check({}, di('sha1', 20)))).toBe(CKR.DATA_INVALID);
+    const warn = mk({ enforce: 'warn' });
+    const note: CallNote = {};
+    expect(rvOf(() => gateFor(warn).check(note, Buffer.from('raw')))).toBe(CKR.OK);
+    expect(note).toMatchObject({ approved: false });
+    expect(note.policyViolation).toBeTruthy();
+    const raw: CallNote = {};
+    expect(rvOf(() => gateFor(mk({ allow_raw_rsa: true })).check(raw, Buffer.from('raw')))).toBe(CKR.OK);
+    expect(raw.approved).toBe(false);
+    expect(raw.policyViolation).toBeUndefined();
   });
 });
 

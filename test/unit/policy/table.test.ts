@@ -24,14 +24,16 @@ const permissive = S({ fips_approved_only: false });
 describe('every row classifies as documented (default settings)', () => {
   for (const row of POLICY_TABLE) {
     it(row.algorithm, () => {
+      // A digestInfoSign row's status is what it says for an input that is no DigestInfo.
+      const raw = row.digestInfoSign ? { digestInfo: '' } : {};
       for (const m of row.mechanisms) {
-        const sign = classifyMechanism(m, { op: 'sign' }, strict);
+        const sign = classifyMechanism(m, { op: 'sign', ...raw }, strict);
         expect(sign.algorithm).toBe(row.algorithm);
         expect(sign.approved).toBe(row.status === 'approved');
         expect(sign.allowed).toBe(row.status === 'approved' && !row.gate);
         if (!sign.allowed) expect(sign.refusal).toBe(row.gate ? 'gated' : 'not-approved');
         // With approved-only off, only gated rows stay refused.
-        expect(classifyMechanism(m, { op: 'sign' }, permissive).allowed).toBe(!row.gate);
+        expect(classifyMechanism(m, { op: 'sign', ...raw }, permissive).allowed).toBe(!row.gate);
       }
       for (const id of row.openssl) {
         if (id.nid !== undefined) expect(classifyOpenSSL({ nid: id.nid }, {}, strict).algorithm).toBe(row.algorithm);
@@ -142,10 +144,30 @@ describe('allow and deny lists, gates', () => {
     expect(classifyMechanism(CKM.AES_ECB, { op: 'encrypt', keyBits: 128 }, S({ allow_aes_ecb: true }))).toMatchObject({ approved: true, allowed: true });
     expect(classifyMechanism(CKM.AES_ECB, { op: 'encrypt' }, permissive).allowed).toBe(false);
     for (const m of [CKM.RSA_PKCS, CKM.RSA_X_509]) {
-      expect(classifyMechanism(m, { op: 'sign', keyBits: 2048 }, strict)).toMatchObject({ approved: false, allowed: false, refusal: 'gated' });
-      expect(classifyMechanism(m, { op: 'sign', keyBits: 2048 }, S({ allow_raw_rsa: true }))).toMatchObject({ approved: false, allowed: true });
+      expect(classifyMechanism(m, { op: 'decrypt', keyBits: 2048 }, strict)).toMatchObject({ approved: false, allowed: false, refusal: 'gated' });
+      expect(classifyMechanism(m, { op: 'sign', keyBits: 2048, digestInfo: '' }, strict)).toMatchObject({ approved: false, allowed: false, refusal: 'gated' });
+      expect(classifyMechanism(m, { op: 'sign', keyBits: 2048, digestInfo: '' }, S({ allow_raw_rsa: true }))).toMatchObject({ approved: false, allowed: true });
       expect(classifyMechanism(m, { op: 'sign', keyBits: 1024 }, S({ allow_raw_rsa: true })).refusal).toBe('size');
     }
+  });
+
+  it('CKM_RSA_PKCS sign/verify over a DigestInfo: the hash inside decides, the gate stays for the rest', () => {
+    const at = (ctx: Parameters<typeof classifyMechanism>[1], s = strict) => classifyMechanism(CKM.RSA_PKCS, { keyBits: 2048, ...ctx }, s);
+    // C_SignInit: the data is not known yet; approved pending the check on the data.
+    for (const op of ['sign', 'verify'] as const) expect(at({ op })).toMatchObject({ approved: true, allowed: true, algorithm: 'RSA-PKCS1-v1_5 (DigestInfo)' });
+    for (const op of ['encrypt', 'decrypt', 'wrap', 'unwrap'] as const) expect(at({ op })).toMatchObject({ allowed: false, refusal: 'gated' });
+    for (const h of ['SHA-224', 'SHA-256', 'SHA-384', 'SHA-512', 'SHA3-224', 'SHA3-256', 'SHA3-384', 'SHA3-512']) {
+      expect(at({ op: 'sign', digestInfo: h })).toMatchObject({ approved: true, allowed: true, algorithm: `RSA-PKCS1-v1_5 (DigestInfo ${h})` });
+    }
+    expect(at({ op: 'sign', digestInfo: 'SHA-1' })).toMatchObject({ approved: false, allowed: false, refusal: 'gated' });
+    expect(at({ op: 'verify', digestInfo: 'SHA-1' })).toMatchObject({ approved: false, allowed: false });
+    expect(at({ op: 'verify', digestInfo: 'SHA-1' }, S({ allow_sha1_verify: true }))).toMatchObject({ approved: true, allowed: true });
+    expect(at({ op: 'sign', digestInfo: 'MD5' })).toMatchObject({ approved: false, allowed: false, refusal: 'gated' });
+    expect(at({ op: 'sign', digestInfo: '' })).toMatchObject({ approved: false, allowed: false, refusal: 'gated' });
+    expect(at({ op: 'sign', digestInfo: '' }, S({ allow_raw_rsa: true }))).toMatchObject({ approved: false, allowed: true });
+    expect(at({ op: 'sign', digestInfo: 'SHA-256' }, S({ allow_raw_rsa: true }))).toMatchObject({ approved: true, allowed: true });
+    expect(at({ op: 'sign', keyBits: 1024, digestInfo: 'SHA-256' }).refusal).toBe('size');
+    expect(classifyMechanism(CKM.RSA_PKCS, { op: 'sign', digestInfo: 'SHA-256' }, S({ deny: ['CKM_RSA_PKCS'] })).refusal).toBe('denied');
   });
 });
 

@@ -188,6 +188,5 @@ describe('wire server fuzz', () => {
     console.log(`fuzz: ${frames} frames, ${handler.calls} handler calls, ${handler.ended.length} applications ended`);
     expect(frames).toBeGreaterThan(2000);
     expect(handler.calls).toBeGreaterThan(100);
-    expect(Date.now() - started).toBeLessThan(20_000);
   });
 });

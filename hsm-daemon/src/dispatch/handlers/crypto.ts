@@ -8,6 +8,7 @@ import type { OpKind } from '../../mechanisms/types.js';
 import type { Session, ActiveOperation } from '../../session/session.js';
 import type { Call, Handler } from '../call.js';
 import { GcmNonceGuard } from '../../nonce/index.js';
+import { checkKeyDates } from '../../lifecycle/index.js';
 
 const USAGE: Record<Exclude<OpKind, 'digest'>, { attr: number; flag: number }> = {
   encrypt: { attr: CKA.ENCRYPT, flag: CKF.ENCRYPT },
@@ -17,7 +18,7 @@ const USAGE: Record<Exclude<OpKind, 'digest'>, { attr: number; flag: number }> =
 };
 
 function init(kind: OpKind): Handler {
-  return async ({ app, req, core, note }) => {
+  return async ({ app, req, core, note, out }) => {
     const h = req.ulong(true);
     const mech = req.mechanism();
     const keyHandle = kind === 'digest' ? null : req.ulong(true);
@@ -32,12 +33,23 @@ function init(kind: OpKind): Handler {
     const flag = kind === 'digest' ? CKF.DIGEST : USAGE[kind].flag;
     if (!info || !family?.createOperation || !(info.flags & flag)) throw new CkError(CKR.MECHANISM_INVALID);
     const key = keyHandle === null ? null : core.key(s, keyHandle, USAGE[kind as Exclude<OpKind, 'digest'>].attr, mech.type);
+    if (key && kind !== 'digest') checkKeyDates(key.attrs, kind, core.config.lifecycle.processing_after_end_date);
     const { approved } = core.policy.checkKeyUse(mech, kind, key, note);
-    const op = family.createOperation(kind, mech, key);
+    let op = family.createOperation(kind, mech, key);
+    const inputGate = core.policy.inputGate(mech, kind, key);
+    let callerIv = false;
     if (key && GcmNonceGuard.governs(kind, mech)) {
       // Counted (durably, for token keys) before any ciphertext can exist; refused at the limit.
-      await core.gcm.admit(key, mech);
+      // caller_iv = "generate": the token's IV, returned to the module (protocol 2) for pIv.
+      const gen = await core.gcm.admit(key, mech, (app.protocol ?? 1) >= 2);
       if (s.ops.has(kind)) throw new CkError(CKR.OPERATION_ACTIVE);
+      if (gen.iv && mech.param.kind === 'gcm') {
+        op = family.createOperation(kind, { ...mech, param: { ...mech.param, iv: gen.iv, ivBits: gen.iv.length * 8 } }, key);
+        out.bytes(gen.iv);
+      }
+      // An IV chosen outside the module: its uniqueness is not the module's (SP 800-38D §8, IG C.H).
+      callerIv = gen.callerIv;
+      if (callerIv) note.approved = false;
     }
     s.ops.set(kind, {
       op,
@@ -45,7 +57,8 @@ function init(kind: OpKind): Handler {
       key: keyHandle,
       updated: false,
       needsContextLogin: key !== null && key.objectClass === CKO.PRIVATE_KEY && key.flag(CKA.ALWAYS_AUTHENTICATE),
-      approved,
+      approved: approved && !callerIv,
+      ...(inputGate ? { inputGate } : {}),
     });
   };
 }
@@ -85,7 +98,7 @@ function single(kind: OpKind): Handler {
     const signature = kind === 'verify' ? c.req.bytes() : undefined;
     c.req.end();
     if (a.updated) throw new CkError(CKR.OPERATION_ACTIVE, 'a multi-part operation is in progress; finish it with Final');
-    const out = await step(s, kind, true, () => a.op.oneShot(data, signature));
+    const out = await step(s, kind, true, () => (a.inputGate?.check(c.note, data), a.op.oneShot(data, signature)));
     if (kind !== 'verify') c.out.bytes(out);
   };
 }
@@ -96,7 +109,7 @@ function update(kind: OpKind, hasOutput: boolean): Handler {
     const data = c.req.bytes();
     c.req.end();
     a.updated = true;
-    const out = await step(s, kind, false, () => a.op.update(data));
+    const out = await step(s, kind, false, () => (a.inputGate?.update(data), a.op.update(data)));
     if (hasOutput) c.out.bytes(out);
   };
 }
@@ -106,7 +119,7 @@ function final(kind: OpKind): Handler {
     const { s, a } = active(c, kind);
     const signature = kind === 'verify' ? c.req.bytes() : undefined;
     c.req.end();
-    const out = await step(s, kind, true, () => a.op.final(signature));
+    const out = await step(s, kind, true, () => (a.inputGate?.check(c.note), a.op.final(signature)));
     if (kind !== 'verify') c.out.bytes(out);
   };
 }

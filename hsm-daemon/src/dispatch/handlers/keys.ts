@@ -7,6 +7,7 @@ import { buildNewObject, parseTemplate } from '../../objects/template.js';
 import type { AttrMap } from '../../mechanisms/types.js';
 import type { Handler } from '../call.js';
 import { addObject } from './objects.js';
+import { checkKeyDates } from '../../lifecycle/index.js';
 
 function familyFor(core: Parameters<Handler>[0]['core'], type: number, flag: number) {
   const info = core.mechanisms.info(type);
@@ -95,6 +96,7 @@ export const wrapKey: Handler = async ({ app, req, out, core, note }) => {
   if (!family.wrap) throw new CkError(CKR.MECHANISM_INVALID);
   const wrapping = core.key(s, wrappingHandle, CKA.WRAP, mech.type, CKR.WRAPPING_KEY_HANDLE_INVALID);
   core.policy.checkKeyUse(mech, 'wrap', wrapping, note);
+  checkKeyDates(wrapping.attrs, 'wrap', core.config.lifecycle.processing_after_end_date);
   const key = core.object(s, keyHandle, CKR.KEY_HANDLE_INVALID);
   if (key.objectClass !== CKO.SECRET_KEY && key.objectClass !== CKO.PRIVATE_KEY) throw new CkError(CKR.KEY_NOT_WRAPPABLE);
   if (readBool(key.attrs.get(CKA.EXTRACTABLE)) !== true) throw new CkError(CKR.KEY_UNEXTRACTABLE);
@@ -116,6 +118,7 @@ export const unwrapKey: Handler = async ({ app, req, out, core, note }) => {
   if (!family.unwrap) throw new CkError(CKR.MECHANISM_INVALID);
   const unwrapping = core.key(s, unwrappingHandle, CKA.UNWRAP, mech.type, CKR.UNWRAPPING_KEY_HANDLE_INVALID);
   core.policy.checkKeyUse(mech, 'unwrap', unwrapping, note);
+  checkKeyDates(unwrapping.attrs, 'unwrap', core.config.lifecycle.processing_after_end_date);
   const tpl = parseTemplate(template);
   if (!tpl.attrs.has(CKA.CLASS) || !tpl.attrs.has(CKA.KEY_TYPE)) throw new CkError(CKR.TEMPLATE_INCOMPLETE, 'CKA_CLASS and CKA_KEY_TYPE are required');
   precheck(core, s, tpl.attrs, true);
@@ -142,6 +145,10 @@ export const deriveKey: Handler = async ({ app, req, out, core, note }) => {
   const family = familyFor(core, mech.type, CKF.DERIVE);
   if (!family.derive) throw new CkError(CKR.MECHANISM_INVALID);
   const base = core.key(s, baseHandle, CKA.DERIVE, mech.type);
+  // The one parameter that names an object (CK_HKDF_PARAMS.hSaltKey): resolved here, since families never see handles.
+  if (mech.param.kind === 'hkdf' && mech.param.extract && mech.param.saltType === CKF.HKDF_SALT_KEY) {
+    mech.param.saltKeyRef = core.key(s, mech.param.saltKey, CKA.DERIVE, mech.type, CKR.MECHANISM_PARAM_INVALID);
+  }
   core.policy.checkKeyUse(mech, 'derive', base, note);
   const tpl = parseTemplate(template);
   precheck(core, s, tpl.attrs, true);

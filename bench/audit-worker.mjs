@@ -1,3 +1,4 @@
+// Copy of bench/worker.mjs for bench/audit-bench.mjs (kept separately: bench/run.mjs moved to a C load generator).
 // One benchmark client: a child process (forked by bench/run.mjs) that loads one PKCS#11
 // module through pkcs11js, opens one session, logs in and then runs whatever operation the
 // parent asks for, for a fixed time. pkcs11js calls are synchronous, so concurrency comes
