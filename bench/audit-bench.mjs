@@ -13,7 +13,8 @@
 //
 // Environment: AUDIT_BENCH_SECONDS (per cell, default 2), AUDIT_BENCH_ENTRIES (default
 // 1000000), AUDIT_BENCH_THREADS (default "1,8"), AUDIT_BENCH_SKIP=daemon,writer,verify,
-// AUDIT_BENCH_TMPDIR (default os.tmpdir(); /dev/shm isolates the CPU cost per entry from the disk).
+// AUDIT_BENCH_TMPDIR (default os.tmpdir(); /dev/shm isolates the CPU cost per entry from the disk),
+// AUDIT_BENCH_DAEMON_NODE_ARGS (node flags for the daemons, e.g. --cpu-prof --cpu-prof-dir=DIR).
 // Prints a table; writes bench/results/audit-latest.json.
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
@@ -35,6 +36,8 @@ const THREADS = (process.env.AUDIT_BENCH_THREADS ?? '1,8').split(',').map(Number
 const N_VERIFY = Number(process.env.AUDIT_BENCH_ENTRIES ?? 1_000_000);
 const SKIP = new Set((process.env.AUDIT_BENCH_SKIP ?? '').split(',').filter(Boolean));
 const OPS = ['ecdsa-p256-sign', 'random32'];
+/** Node flags for the daemons, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the audit path. */
+const DAEMON_NODE_ARGS = (process.env.AUDIT_BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 const TMPDIR = process.env.AUDIT_BENCH_TMPDIR ?? os.tmpdir();
 const tmp = mkdtempSync(path.join(TMPDIR, 'craton-audit-bench-'));
@@ -60,7 +63,7 @@ async function startDaemon(level) {
   const sock = path.join(dir, 'data', 'hsm.sock');
   const cfg = path.join(dir, 'craton_hsm.toml');
   writeFileSync(cfg, `[audit]\nlog_level = "${level}"\n`);
-  const proc = spawn(process.execPath, [DAEMON, '--config', cfg, '--data-dir', path.join(dir, 'data'), '--socket', sock], {
+  const proc = spawn(process.execPath, [...DAEMON_NODE_ARGS, DAEMON, '--config', cfg, '--data-dir', path.join(dir, 'data'), '--socket', sock], {
     cwd: ROOT,
     env: { ...process.env, CRATON_HSM_CONFIG: undefined },
     stdio: ['ignore', 'pipe', 'pipe'],
