@@ -17,11 +17,12 @@
 // AUDIT_BENCH_DAEMON_NODE_ARGS (node flags for the daemons, e.g. --cpu-prof --cpu-prof-dir=DIR).
 // Prints a table; writes bench/results/audit-latest.json.
 import { execFileSync, fork, spawn } from 'node:child_process';
-import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createPublicKey } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fsyncRate } from './lib/fsync-rate.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DIST = path.join(ROOT, 'dist', 'hsm-daemon', 'src', 'audit');
@@ -231,25 +232,12 @@ async function benchVerify() {
   return res;
 }
 
-function fsyncRate() {
-  const fd = openSync(path.join(tmp, 'fsync-probe'), 'a');
-  const line = Buffer.alloc(300, 0x61);
-  let n = 0;
-  const end = performance.now() + 1000;
-  while (performance.now() < end) {
-    writeSync(fd, line);
-    fsyncSync(fd);
-    n++;
-  }
-  closeSync(fd);
-  return n;
-}
 
 // ---- main ------------------------------------------------------------------------------------
 async function main() {
   const started = Date.now();
   const out = { date: new Date().toISOString(), secondsPerCell: SECONDS, threads: THREADS, cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.version };
-  out.fsyncPerSec = fsyncRate();
+  out.fsyncPerSec = fsyncRate(tmp, 300);
   if (!SKIP.has('daemon')) {
     out.daemon = {};
     for (const level of ['all', 'none']) {

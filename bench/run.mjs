@@ -22,10 +22,11 @@
 // skip the openssl floors.
 // Prints a table and writes bench/results/latest.json.
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fsyncRate } from './lib/fsync-rate.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const OUR_MODULE = path.join(ROOT, 'build', 'libcraton_hsm.so');
@@ -231,20 +232,6 @@ function opensslFloors() {
   return out;
 }
 
-/** Floor for audited operations: 64-byte append + fsync per op, 1 s, on the bench temp dir's filesystem. */
-function fsyncRate() {
-  const fd = openSync(path.join(tmp, 'fsync-probe'), 'a');
-  const line = Buffer.alloc(64, 0x61);
-  let n = 0;
-  const end = performance.now() + 1000;
-  while (performance.now() < end) {
-    writeSync(fd, line);
-    fsyncSync(fd);
-    n++;
-  }
-  closeSync(fd);
-  return n;
-}
 
 function versions() {
   const pkg = (p) => {
@@ -362,7 +349,7 @@ async function main() {
     }
   }
   const floors = process.env.BENCH_NO_OPENSSL ? {} : opensslFloors();
-  const fsyncPerSec = fsyncRate();
+  const fsyncPerSec = fsyncRate(tmp, 64);
 
   const out = {
     date: new Date().toISOString(),

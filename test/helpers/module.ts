@@ -2,6 +2,7 @@
 import { execFile } from 'node:child_process';
 import pkcs11js from 'pkcs11js';
 import { MODULE_PATH } from './daemon.js';
+import { CKF, CKU } from '../../hsm-daemon/src/pkcs11/index.js';
 
 export type PKCS11 = InstanceType<typeof pkcs11js.PKCS11>;
 export { pkcs11js };
@@ -83,4 +84,25 @@ export function rvOf(fn: () => unknown): number {
     if (m) return Number(m[1]);
     throw e;
   }
+}
+
+/**
+ * C_InitToken on the slot at `slotIndex`, an SO session that sets the user PIN, then a new
+ * R/W session logged in as the user (returned). The usual starting point of a suite.
+ */
+export function initTokenAndLogin(
+  p11: PKCS11,
+  opts: { soPin: string; userPin: string; label: string; slotIndex?: number },
+): { slot: Buffer; session: Buffer } {
+  const RW = CKF.SERIAL_SESSION | CKF.RW_SESSION;
+  const slot = p11.C_GetSlotList(true)[opts.slotIndex ?? 0]!;
+  p11.C_InitToken(slot, opts.soPin, opts.label);
+  const so = p11.C_OpenSession(slot, RW);
+  p11.C_Login(so, CKU.SO, opts.soPin);
+  p11.C_InitPIN(so, opts.userPin);
+  p11.C_Logout(so);
+  p11.C_CloseSession(so);
+  const session = p11.C_OpenSession(slot, RW);
+  p11.C_Login(session, CKU.USER, opts.userPin);
+  return { slot, session };
 }

@@ -9,7 +9,7 @@ import { MechanismRegistry, defaultFamilies } from '../../hsm-daemon/src/mechani
 import { PolicyEnforcer } from '../../hsm-daemon/src/policy/enforcer.js';
 import { DEFAULT_POLICY_SETTINGS, type PolicySettings } from '../../hsm-daemon/src/policy/table.js';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { loadModule, type LoadedModule, type PKCS11, rvOf } from '../helpers/module.js';
+import { loadModule, type LoadedModule, type PKCS11, rvOf, initTokenAndLogin } from '../helpers/module.js';
 
 const SO_PIN = '12345678';
 const USER_PIN = '1234';
@@ -255,15 +255,7 @@ describe.sequential('policy: stricter sizes, deny list and SHA-1 verification', 
     daemon = await startDaemon({ extraToml: '[algorithms]\nrsa_min_bits = 3072\ndeny = ["CKM_AES_CBC_PAD"]\nallow_sha1_verify = true' });
     mod = loadModule(daemon.socketPath);
     p11 = mod.p11;
-    slot = p11.C_GetSlotList(true)[0]!;
-    p11.C_InitToken(slot, SO_PIN, 'policy-sizes');
-    const so = p11.C_OpenSession(slot, CKF.SERIAL_SESSION | CKF.RW_SESSION);
-    p11.C_Login(so, CKU.SO, SO_PIN);
-    p11.C_InitPIN(so, USER_PIN);
-    p11.C_Logout(so);
-    p11.C_CloseSession(so);
-    s = p11.C_OpenSession(slot, CKF.SERIAL_SESSION | CKF.RW_SESSION);
-    p11.C_Login(s, CKU.USER, USER_PIN);
+    ({ slot, session: s } = initTokenAndLogin(p11, { soPin: SO_PIN, userPin: USER_PIN, label: 'policy-sizes' }));
   });
   afterAll(async () => {
     mod?.close();

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CKA, CKF, CKM, CKR, CKU, rvName } from '../../hsm-daemon/src/pkcs11/index.js';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { loadModule, type LoadedModule, rvOf } from '../helpers/module.js';
+import { loadModule, type LoadedModule, rvOf, initTokenAndLogin } from '../helpers/module.js';
 
 const SO_PIN = '12345678';
 const USER_PIN = '1234';
@@ -40,15 +40,7 @@ describe.sequential('SIGHUP reloads the configuration', () => {
     daemon = await startDaemon({ extraToml: '[algorithms]\nenforce = "strict"' });
     mod = loadModule(daemon.socketPath);
     const p11 = mod.p11;
-    const slot = p11.C_GetSlotList(true)[0]!;
-    p11.C_InitToken(slot, SO_PIN, 'reload');
-    const so = p11.C_OpenSession(slot, CKF.SERIAL_SESSION | CKF.RW_SESSION);
-    p11.C_Login(so, CKU.SO, SO_PIN);
-    p11.C_InitPIN(so, USER_PIN);
-    p11.C_Logout(so);
-    p11.C_CloseSession(so);
-    s = p11.C_OpenSession(slot, CKF.SERIAL_SESSION | CKF.RW_SESSION);
-    p11.C_Login(s, CKU.USER, USER_PIN);
+    ({ session: s } = initTokenAndLogin(p11, { soPin: SO_PIN, userPin: USER_PIN, label: 'reload' }));
     aes = p11.C_GenerateKey(s, { mechanism: CKM.AES_KEY_GEN }, [
       { type: CKA.VALUE_LEN, value: 16 },
       { type: CKA.TOKEN, value: false },

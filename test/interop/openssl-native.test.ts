@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CKA, CKF, CKK, CKM, CKO, CKU } from '../../hsm-daemon/src/pkcs11/index.js';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { describeRun, loadModule, pkcs11js, runCli, type LoadedModule, type PKCS11 } from '../helpers/module.js';
+import { describeRun, loadModule, pkcs11js, runCli, type LoadedModule, type PKCS11, initTokenAndLogin } from '../helpers/module.js';
 import { SO_PIN, USER_PIN } from '../helpers/p11tool.js';
 
 const P256 = Buffer.from('06082a8648ce3d030107', 'hex');
@@ -47,15 +47,7 @@ beforeAll(async () => {
   writeFileSync(f('data'), MSG);
   mod = loadModule(d.socketPath);
   p11 = mod.p11;
-  const slot = p11.C_GetSlotList(true)[0]!;
-  p11.C_InitToken(slot, SO_PIN, 'native');
-  const so = p11.C_OpenSession(slot, CKF.SERIAL_SESSION | CKF.RW_SESSION);
-  p11.C_Login(so, CKU.SO, SO_PIN);
-  p11.C_InitPIN(so, USER_PIN);
-  p11.C_Logout(so);
-  p11.C_CloseSession(so);
-  s = p11.C_OpenSession(slot, CKF.SERIAL_SESSION | CKF.RW_SESSION);
-  p11.C_Login(s, CKU.USER, USER_PIN);
+  ({ session: s } = initTokenAndLogin(p11, { soPin: SO_PIN, userPin: USER_PIN, label: 'native' }));
 });
 afterAll(async () => {
   mod?.close();
