@@ -575,7 +575,7 @@ export const SCENARIOS: Scenario[] = [
 
 /**
  * Intended differences: scenario → { ours, softhsm, why }. Each outcome is pinned on both
- * sides, so a change in either module shows up. Keep docs/interop.md in step.
+ * sides, so a change in either module shows up. Keep docs/compat.md in step (a test checks it names every entry).
  */
 export const INTENDED: Record<string, { ours: unknown; softhsm: unknown; why: string }> = {
   'C_Logout when not logged in': {

@@ -6,11 +6,11 @@
 // DIFF_DUMP=1 prints every outcome of both modules.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pkcs11js from 'pkcs11js';
-import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { loadModule, type LoadedModule } from '../helpers/module.js';
 import { p11ok } from '../helpers/p11tool.js';
 import { INTENDED, KNOWN_BUGS, SCENARIOS, type Target } from './scenarios.js';
@@ -81,6 +81,9 @@ describe('differential: Craton HSM vs SoftHSM2', () => {
     const names = new Set(SCENARIOS.map((s) => s.name));
     expect(names.size).toBe(SCENARIOS.length);
     for (const k of [...Object.keys(INTENDED), ...Object.keys(KNOWN_BUGS)]) expect(names.has(k), k).toBe(true);
+    // docs/compat.md lists every intended difference by its scenario name
+    const compat = readFileSync(path.join(REPO_ROOT, 'docs', 'compat.md'), 'utf8');
+    for (const k of Object.keys(INTENDED)) expect(compat, `docs/compat.md lacks "${k}"`).toContain(`\`${k}\``);
   });
 
   // Known bugs both modules share: pinned as they are now, plus an expected-to-fail spec check
