@@ -32,6 +32,8 @@ const volatile __u32 enforce = CT_ENF_OFF;
 const volatile __s32 kill_sig = 9;    /* SIGKILL; SIGSTOP (19) to freeze for inspection */
 const volatile bool trace_files = true;
 const volatile bool scoped = false;   /* enforce only executables in enforce_scope */
+/* where OpenSSL keeps a key's type and curve: measured by the loader, -1 = unknown */
+const volatile struct ct_key_offsets koff = { -1, -1, -1, -1, -1, -1 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -206,13 +208,43 @@ static __always_inline bool internal_call(struct pt_regs *ctx)
 	return c.same;
 }
 
+/* Name the EVP_PKEY: its legacy type (a NID, or -1 for a provider key), its key
+ * manager's type_name, and for an EC key the curve NID. Offsets from the loader. */
+static __always_inline void key_info(struct ct_event *e, const void *pkey)
+{
+	const void *km = NULL, *kd = NULL, *grp = NULL;
+	const char *tn = NULL;
+
+	if (!pkey)
+		return;
+	bpf_probe_read_user(&e->key_nid, sizeof(e->key_nid), pkey);
+	if (koff.pkey_keymgmt < 0 || koff.keymgmt_name < 0)
+		return;
+	bpf_probe_read_user(&km, sizeof(km), (const char *)pkey + koff.pkey_keymgmt);
+	if (!km)
+		return;
+	bpf_probe_read_user(&tn, sizeof(tn), (const char *)km + koff.keymgmt_name);
+	if (!tn || bpf_probe_read_user_str(e->key_type, sizeof(e->key_type), tn) <= 0) {
+		e->key_type[0] = 0;
+		return;
+	}
+	if (e->key_type[0] != 'E' || e->key_type[1] != 'C' || e->key_type[2] != 0 ||
+	    koff.pkey_keydata < 0 || koff.eckey_group < 0 || koff.group_curve < 0)
+		return;
+	bpf_probe_read_user(&kd, sizeof(kd), (const char *)pkey + koff.pkey_keydata);
+	if (kd)
+		bpf_probe_read_user(&grp, sizeof(grp), (const char *)kd + koff.eckey_group);
+	if (grp)
+		bpf_probe_read_user(&e->key_curve, sizeof(e->key_curve), (const char *)grp + koff.group_curve);
+}
+
 static __always_inline int emit_crypto(struct pt_regs *ctx, __u32 probe, __u32 op, __s32 nid,
-				       __u64 ptr, const char *uname, __s32 arg)
+				       __u64 ptr, const char *uname, __s32 arg, const void *pkey)
 {
 	struct ct_event *e;
 	bool internal = internal_call(ctx);
 	__u32 flags = internal ? CT_F_INTERNAL : 0, *mask;
-	__u32 bit = 1u << ((op & 7) + (internal ? CT_MASK_INTERNAL : 0));
+	__u32 bit = 1u << ((op & 15) + (internal ? CT_MASK_INTERNAL : 0));
 	bool matched = false;
 
 	if (nid > 0 && enforce != CT_ENF_OFF) {
@@ -236,6 +268,10 @@ static __always_inline int emit_crypto(struct pt_regs *ctx, __u32 probe, __u32 o
 	e->name[0] = 0;
 	e->path[0] = 0;
 	e->args[0] = 0;
+	e->key_nid = 0;
+	e->key_curve = 0;
+	e->key_type[0] = 0;
+	key_info(e, pkey);
 	if (uname) {
 		bpf_probe_read_user_str(e->name, sizeof(e->name), uname);
 		if (!matched && enforce != CT_ENF_OFF) {
@@ -282,7 +318,7 @@ static __always_inline int digest_init(struct pt_regs *ctx, __u32 probe, const v
 	if (skip_pid(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	nid = method_nid(md, mctx, &ptr);
-	return emit_crypto(ctx, probe, CT_OP_DIGEST, nid, ptr, NULL, 0);
+	return emit_crypto(ctx, probe, CT_OP_DIGEST, nid, ptr, NULL, 0, NULL);
 }
 
 SEC("uprobe")
@@ -325,7 +361,7 @@ static __always_inline int cipher_init(struct pt_regs *ctx, __u32 probe, const v
 		enc = cur;
 	}
 	op = enc == 1 ? CT_OP_ENCRYPT : enc == 0 ? CT_OP_DECRYPT : CT_OP_CIPHER;
-	return emit_crypto(ctx, probe, op, nid, ptr, NULL, 0);
+	return emit_crypto(ctx, probe, op, nid, ptr, NULL, 0, NULL);
 }
 
 SEC("uprobe")
@@ -390,8 +426,20 @@ int BPF_KPROBE(evp_decrypt_init_ex2, void *mctx, const void *c)
 	return cipher_init(ctx, CT_P_DECRYPT_INIT_EX2, mctx, c, 0);
 }
 
+static __always_inline long sixth_arg(struct pt_regs *ctx)
+{
+#if defined(__TARGET_ARCH_x86)
+	return (long)ctx->r9;
+#elif defined(__TARGET_ARCH_arm64)
+	return (long)ctx->regs[5];
+#else
+	return -1;
+#endif
+}
+
 /* EVP_DigestSignInit(ctx, pctx, const EVP_MD *type, e, pkey) and the Verify twin */
-static __always_inline int sigver_init(struct pt_regs *ctx, __u32 probe, __u32 op, const void *md)
+static __always_inline int sigver_init(struct pt_regs *ctx, __u32 probe, __u32 op, const void *md,
+				       const void *pkey)
 {
 	__s32 nid = 0;
 
@@ -399,39 +447,75 @@ static __always_inline int sigver_init(struct pt_regs *ctx, __u32 probe, __u32 o
 		return 0;
 	if (md)
 		bpf_probe_read_user(&nid, sizeof(nid), md);
-	return emit_crypto(ctx, probe, op, nid, (__u64)md, NULL, 0);
+	return emit_crypto(ctx, probe, op, nid, (__u64)md, NULL, 0, pkey);
 }
 
 /* EVP_DigestSignInit_ex(ctx, pctx, const char *mdname, libctx, props, pkey, params) */
-static __always_inline int sigver_init_ex(struct pt_regs *ctx, __u32 probe, __u32 op, const char *mdname)
+static __always_inline int sigver_init_ex(struct pt_regs *ctx, __u32 probe, __u32 op, const char *mdname,
+					  const void *pkey)
 {
 	if (skip_pid(bpf_get_current_pid_tgid() >> 32))
 		return 0;
-	return emit_crypto(ctx, probe, op, 0, 0, mdname, 0);
+	return emit_crypto(ctx, probe, op, 0, 0, mdname, 0, pkey);
 }
 
 SEC("uprobe")
-int BPF_KPROBE(evp_sign_init, void *mctx, void *pctx, const void *md)
+int BPF_KPROBE(evp_sign_init, void *mctx, void *pctx, const void *md, void *eng, const void *pkey)
 {
-	return sigver_init(ctx, CT_P_SIGN_INIT, CT_OP_SIGN, md);
+	return sigver_init(ctx, CT_P_SIGN_INIT, CT_OP_SIGN, md, pkey);
 }
 
 SEC("uprobe")
-int BPF_KPROBE(evp_verify_init, void *mctx, void *pctx, const void *md)
+int BPF_KPROBE(evp_verify_init, void *mctx, void *pctx, const void *md, void *eng, const void *pkey)
 {
-	return sigver_init(ctx, CT_P_VERIFY_INIT, CT_OP_VERIFY, md);
+	return sigver_init(ctx, CT_P_VERIFY_INIT, CT_OP_VERIFY, md, pkey);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(evp_sign_init_ex, void *mctx, void *pctx, const char *mdname)
 {
-	return sigver_init_ex(ctx, CT_P_SIGN_INIT_EX, CT_OP_SIGN, mdname);
+	/* pkey is the 6th argument */
+	return sigver_init_ex(ctx, CT_P_SIGN_INIT_EX, CT_OP_SIGN, mdname, (const void *)sixth_arg(ctx));
 }
 
 SEC("uprobe")
 int BPF_KPROBE(evp_verify_init_ex, void *mctx, void *pctx, const char *mdname)
 {
-	return sigver_init_ex(ctx, CT_P_VERIFY_INIT_EX, CT_OP_VERIFY, mdname);
+	return sigver_init_ex(ctx, CT_P_VERIFY_INIT_EX, CT_OP_VERIFY, mdname, (const void *)sixth_arg(ctx));
+}
+
+/*
+ * Key agreement: EVP_PKEY_derive_init_ex(EVP_PKEY_CTX *ctx, params). In OpenSSL 3.x
+ * EVP_PKEY_derive_init is a tail call to it (the application's return address stays on
+ * the stack), so probing _ex alone sees both once. The key type comes from ctx->pkey;
+ * its name doubles as the block-rule name (x25519, dh …); a legacy key's type is its NID.
+ */
+static __always_inline int derive_init(struct pt_regs *ctx, __u32 probe, const void *pctx)
+{
+	const void *pkey = NULL;
+	const char *tn = NULL;
+	__s32 type = 0;
+
+	if (!pctx || skip_pid(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	if (koff.pctx_pkey >= 0)
+		bpf_probe_read_user(&pkey, sizeof(pkey), (const char *)pctx + koff.pctx_pkey);
+	if (pkey) {
+		bpf_probe_read_user(&type, sizeof(type), pkey);
+		if (koff.pkey_keymgmt >= 0 && koff.keymgmt_name >= 0) {
+			const void *km = NULL;
+			bpf_probe_read_user(&km, sizeof(km), (const char *)pkey + koff.pkey_keymgmt);
+			if (km)
+				bpf_probe_read_user(&tn, sizeof(tn), (const char *)km + koff.keymgmt_name);
+		}
+	}
+	return emit_crypto(ctx, probe, CT_OP_KEY_EXCHANGE, type > 0 ? type : 0, (__u64)pkey, tn, 0, pkey);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(evp_derive_init_ex, const void *pctx)
+{
+	return derive_init(ctx, CT_P_DERIVE_INIT_EX, pctx);
 }
 
 /*
@@ -445,7 +529,7 @@ static __always_inline int lowlevel(struct pt_regs *ctx, __u32 probe, __u32 op, 
 	/* the internal test runs twice on this path (here and in emit_crypto); cheap enough */
 	if (skip_pid(bpf_get_current_pid_tgid() >> 32) || internal_call(ctx))
 		return 0;
-	return emit_crypto(ctx, probe, op, nid, 0, NULL, arg);
+	return emit_crypto(ctx, probe, op, nid, 0, NULL, arg, NULL);
 }
 
 /* NIDs from OpenSSL's obj_mac.h (stable since 0.9) */
@@ -497,16 +581,6 @@ int BPF_KPROBE(des_set_key_unchecked)
  * probe id in each offset's cookie. The per-function programs above are the fallback for
  * older kernels (one perf-event uprobe each); both paths share the helpers.
  */
-static __always_inline long sixth_arg(struct pt_regs *ctx)
-{
-#if defined(__TARGET_ARCH_x86)
-	return (long)ctx->r9;
-#elif defined(__TARGET_ARCH_arm64)
-	return (long)ctx->regs[5];
-#else
-	return -1;
-#endif
-}
 
 SEC("uprobe")
 int ct_dispatch(struct pt_regs *ctx)
@@ -539,11 +613,13 @@ int ct_dispatch(struct pt_regs *ctx)
 	case CT_P_SIGN_INIT:
 	case CT_P_VERIFY_INIT:
 		return sigver_init(ctx, probe, probe == CT_P_SIGN_INIT ? CT_OP_SIGN : CT_OP_VERIFY,
-				   (const void *)PT_REGS_PARM3(ctx));
+				   (const void *)PT_REGS_PARM3(ctx), (const void *)PT_REGS_PARM5(ctx));
 	case CT_P_SIGN_INIT_EX:
 	case CT_P_VERIFY_INIT_EX:
 		return sigver_init_ex(ctx, probe, probe == CT_P_SIGN_INIT_EX ? CT_OP_SIGN : CT_OP_VERIFY,
-				      (const char *)PT_REGS_PARM3(ctx));
+				      (const char *)PT_REGS_PARM3(ctx), (const void *)sixth_arg(ctx));
+	case CT_P_DERIVE_INIT_EX:
+		return derive_init(ctx, probe, a1);
 	case CT_P_MD5_INIT:
 		return lowlevel(ctx, probe, CT_OP_DIGEST, NID_md5, 0);
 	case CT_P_MD4_INIT:
@@ -598,6 +674,9 @@ int BPF_KRETPROBE(ssl_current_cipher_ret, const void *cipher)
 	e->flags = 0;
 	e->path[0] = 0;
 	e->args[0] = 0;
+	e->key_nid = 0;
+	e->key_curve = 0;
+	e->key_type[0] = 0;
 	bpf_probe_read_user(&stdname, sizeof(stdname), (const char *)cipher + 16);
 	if (!stdname || bpf_probe_read_user_str(e->name, sizeof(e->name), stdname) <= 0) {
 		const char *name = NULL;

@@ -16,6 +16,7 @@
 #define CT_PATH_LEN 256
 #define CT_ARGS_LEN 160
 #define CT_BLOCK_NAME_LEN 32
+#define CT_KEY_TYPE_LEN 16
 
 enum ct_event_type {
 	CT_EV_CRYPTO = 1, /* an algorithm used by an OpenSSL entry point */
@@ -49,6 +50,7 @@ enum ct_probe {
 	CT_P_DES_SET_KEY_CHECKED,
 	CT_P_DES_SET_KEY_UNCHECKED,
 	CT_P_TLS_CIPHER,
+	CT_P_DERIVE_INIT_EX, /* EVP_PKEY_derive_init (a tail call to _ex in 3.x) and _ex */
 	CT_P__MAX,
 };
 
@@ -60,6 +62,7 @@ enum ct_op {
 	CT_OP_VERIFY = 5,
 	CT_OP_TLS_CIPHER = 6,
 	CT_OP_CIPHER = 7, /* direction unknown (enc == -1 and ctx unreadable) */
+	CT_OP_KEY_EXCHANGE = 8,
 };
 
 /* flags on CT_EV_CRYPTO */
@@ -70,7 +73,7 @@ enum ct_op {
 #define CT_F_NAME_RULE    (1u << 4) /* block rule matched by name, not NID */
 #define CT_F_INTERNAL     (1u << 5) /* called from inside the probed library itself */
 
-/* block masks: bit (1 << op) for application calls, bit (1 << (op + CT_MASK_INTERNAL))
+/* block masks (ops 1..15): bit (1 << op) for application calls, bit (1 << (op + CT_MASK_INTERNAL))
  * for calls made by the library itself (CT_F_INTERNAL) */
 #define CT_MASK_INTERNAL 16
 
@@ -112,6 +115,25 @@ struct ct_event {
 	char name[CT_NAME_LEN];  /* digest name (…Init_ex), TLS cipher name */
 	char path[CT_PATH_LEN];  /* opened file, exec filename */
 	char args[CT_ARGS_LEN];  /* exec: argv, NUL separated */
+	/* the EVP_PKEY of …SignInit / …VerifyInit / EVP_PKEY_derive_init_ex (0 / "" if unknown) */
+	__s32 key_nid;   /* EVP_PKEY's legacy type (a NID), -1 for a provider-only key */
+	__s32 key_curve; /* EC keys: the curve's NID */
+	char key_type[CT_KEY_TYPE_LEN]; /* the key manager's name: EC, X25519, RSA, RSA-PSS, ED25519, DH … */
+};
+
+/*
+ * OpenSSL struct offsets the kernel follows to name a key (EVP_PKEY_CTX -> pkey ->
+ * keymgmt -> type_name; EC keydata -> group -> curve_name). Private to OpenSSL, so the
+ * loader measures them at start on the libcrypto it probes (calibrate_key_offsets) and
+ * sets them in rodata; -1 switches that step off.
+ */
+struct ct_key_offsets {
+	__s32 pctx_pkey;     /* EVP_PKEY_CTX.pkey */
+	__s32 pkey_keymgmt;  /* EVP_PKEY.keymgmt */
+	__s32 keymgmt_name;  /* EVP_KEYMGMT.type_name */
+	__s32 pkey_keydata;  /* EVP_PKEY.keydata (EC_KEY * for EC) */
+	__s32 eckey_group;   /* EC_KEY.group */
+	__s32 group_curve;   /* EC_GROUP.curve_name */
 };
 
 #endif /* CRATON_TRACE_H */

@@ -6,8 +6,8 @@
 //    (ECDH key derivation from the scalar k);
 //  - the remaining modular arithmetic on secrets is blinded by a random factor, so
 //    bigint's variable timing sees only uniformly random values.
-// Verification handles public data only and runs in plain bigint arithmetic,
-// yielding to the event loop every few dozen bits (P-521 takes ~12 ms in total).
+// Verification handles public data only and runs in variable-time bigint arithmetic
+// with precomputed tables (per curve for G, per key for Q); see below.
 import { createECDH, createHmac } from 'node:crypto';
 import { randomBytes } from '../drbg/index.js';
 
@@ -92,19 +92,6 @@ const mod = (a: bigint, m: bigint): bigint => {
   return r < 0n ? r + m : r;
 };
 
-function modPow(base: bigint, exp: bigint, m: bigint): bigint {
-  let r = 1n;
-  let b = mod(base, m);
-  for (let e = exp; e > 0n; e >>= 1n) {
-    if (e & 1n) r = (r * b) % m;
-    b = (b * b) % m;
-  }
-  return r;
-}
-
-/** Inverse modulo a prime (all moduli here are prime). */
-const modInv = (a: bigint, p: bigint): bigint => modPow(a, p - 2n, p);
-
 /** SEC 1 / RFC 6979 bits2int: the leftmost qlen bits of the digest. */
 function bits2int(c: Curve, b: Buffer): bigint {
   let x = bytesToInt(b);
@@ -174,7 +161,8 @@ export function ecdsaSignDigest(c: Curve, d: bigint, digest: Buffer, hedge = tru
     const r = mod(bytesToInt(R.subarray(1, 1 + c.size)), c.n);
     if (r === 0n) continue;
     const blind = randomScalar(c);
-    const kInv = modInv((k * blind) % c.n, c.n);
+    // Extended Euclid sees only k·blind, uniformly random and independent of k.
+    const kInv = modInvVar((k * blind) % c.n, c.n);
     const s = mod(kInv * ((blind * e + ((blind * r) % c.n) * d) % c.n), c.n);
     if (s === 0n) continue;
     return Buffer.concat([intToBytes(r, c.size), intToBytes(s, c.size)]);
@@ -182,25 +170,52 @@ export function ecdsaSignDigest(c: Curve, d: bigint, digest: Buffer, hedge = tru
   throw new Error('unreachable');
 }
 
-// Jacobian points on y^2 = x^3 - 3x + b; Z = 0 is the point at infinity.
-type Jac = [bigint, bigint, bigint];
+// ---- Verification: public data only, so variable-time arithmetic is fine. ----
+// u1·G + u2·Q in Jacobian coordinates on y^2 = x^3 - 3x + b (Z = 0 is infinity):
+//  - u1·G uses a per-curve fixed-base comb: table[i][j-1] = j·2^(8i)·G in affine form,
+//    so u1·G costs one mixed addition per nonzero byte of u1 and no doublings;
+//  - u2·Q uses width-5 wNAF over cached odd multiples of Q (Q, 3Q, .., 15Q), or, once a
+//    key has been used a few times, a per-key comb like G's (4-bit windows).
 
-function jDouble(c: Curve, P: Jac): Jac {
-  const p = c.p;
+type Jac = [bigint, bigint, bigint];
+type Aff = [bigint, bigint];
+const INF: Jac = [0n, 1n, 0n];
+
+const md = (a: bigint, m: bigint): bigint => {
+  const r = a % m;
+  return r < 0n ? r + m : r;
+};
+
+/** Extended-Euclid inverse of a mod m (m prime, a ≠ 0 mod m). Variable time: callers
+ * pass public values, or secrets blinded by a fresh random factor. */
+export function modInvVar(a: bigint, m: bigint): bigint {
+  let r0 = md(a, m);
+  let r1 = m;
+  let s0 = 1n;
+  let s1 = 0n;
+  while (r1 !== 0n) {
+    const q = r0 / r1;
+    [r0, r1] = [r1, r0 - q * r1];
+    [s0, s1] = [s1, s0 - q * s1];
+  }
+  if (r0 !== 1n) throw new RangeError('not invertible');
+  return s0 < 0n ? s0 + m : s0;
+}
+
+function jDouble(p: bigint, P: Jac): Jac {
   const [X, Y, Z] = P;
-  if (Z === 0n || Y === 0n) return [0n, 1n, 0n];
+  if (Z === 0n || Y === 0n) return INF;
   const delta = (Z * Z) % p;
   const gamma = (Y * Y) % p;
   const beta = (X * gamma) % p;
-  const alpha = (3n * mod(X - delta, p) * ((X + delta) % p)) % p;
-  const X3 = mod(alpha * alpha - 8n * beta, p);
-  const Z3 = mod((Y + Z) * (Y + Z) - gamma - delta, p);
-  const Y3 = mod(alpha * mod(4n * beta - X3, p) - 8n * gamma * gamma, p);
+  const alpha = (3n * (X - delta) * (X + delta)) % p;
+  const X3 = md(alpha * alpha - 8n * beta, p);
+  const Z3 = md((Y + Z) * (Y + Z) - gamma - delta, p);
+  const Y3 = md(alpha * (4n * beta - X3) - 8n * ((gamma * gamma) % p), p);
   return [X3, Y3, Z3];
 }
 
-function jAdd(c: Curve, P: Jac, Q: Jac): Jac {
-  const p = c.p;
+function jAdd(p: bigint, P: Jac, Q: Jac): Jac {
   if (P[2] === 0n) return Q;
   if (Q[2] === 0n) return P;
   const [X1, Y1, Z1] = P;
@@ -209,55 +224,205 @@ function jAdd(c: Curve, P: Jac, Q: Jac): Jac {
   const z2z2 = (Z2 * Z2) % p;
   const u1 = (X1 * z2z2) % p;
   const u2 = (X2 * z1z1) % p;
-  const s1 = (Y1 * Z2 * z2z2) % p;
-  const s2 = (Y2 * Z1 * z1z1) % p;
-  const hh = mod(u2 - u1, p);
-  const rr = mod(2n * (s2 - s1), p);
-  if (hh === 0n) return rr === 0n ? jDouble(c, P) : [0n, 1n, 0n];
+  const s1 = (((Y1 * Z2) % p) * z2z2) % p;
+  const s2 = (((Y2 * Z1) % p) * z1z1) % p;
+  const hh = md(u2 - u1, p);
+  const rr = md(2n * (s2 - s1), p);
+  if (hh === 0n) return rr === 0n ? jDouble(p, P) : INF;
   const i = (4n * hh * hh) % p;
   const j = (hh * i) % p;
   const v = (u1 * i) % p;
-  const X3 = mod(rr * rr - j - 2n * v, p);
-  const Y3 = mod(rr * (v - X3) - 2n * s1 * j, p);
-  const Z3 = mod(((Z1 + Z2) * (Z1 + Z2) - z1z1 - z2z2) * hh, p);
+  const X3 = md(rr * rr - j - 2n * v, p);
+  const Y3 = md(rr * (v - X3) - 2n * ((s1 * j) % p), p);
+  const Z3 = md(((Z1 + Z2) * (Z1 + Z2) - z1z1 - z2z2) * hh, p);
   return [X3, Y3, Z3];
+}
+
+/** P + (x2, y2) with the second point affine (madd-2007-bl). */
+function jAddAff(p: bigint, P: Jac, x2: bigint, y2: bigint): Jac {
+  const [X1, Y1, Z1] = P;
+  if (Z1 === 0n) return [x2, y2, 1n];
+  const z1z1 = (Z1 * Z1) % p;
+  const u2 = (x2 * z1z1) % p;
+  const s2 = (((y2 * Z1) % p) * z1z1) % p;
+  const hh = md(u2 - X1, p);
+  const rr = md(2n * (s2 - Y1), p);
+  if (hh === 0n) return rr === 0n ? jDouble(p, P) : INF;
+  const hh2 = (hh * hh) % p;
+  const i = 4n * hh2;
+  const j = (hh * i) % p;
+  const v = (X1 * i) % p;
+  const X3 = md(rr * rr - j - 2n * v, p);
+  const Y3 = md(rr * (v - X3) - 2n * ((Y1 * j) % p), p);
+  const Z3 = md((Z1 + hh) * (Z1 + hh) - z1z1 - hh2, p);
+  return [X3, Y3, Z3];
+}
+
+/** Affine forms of Jacobian points (none at infinity) with one inversion. */
+function toAffine(p: bigint, pts: Jac[]): Aff[] {
+  const acc: bigint[] = new Array<bigint>(pts.length);
+  let prod = 1n;
+  for (let i = 0; i < pts.length; i++) {
+    acc[i] = prod;
+    prod = (prod * pts[i]![2]) % p;
+  }
+  let inv = modInvVar(prod, p);
+  const out: Aff[] = new Array<Aff>(pts.length);
+  for (let i = pts.length - 1; i >= 0; i--) {
+    const [X, Y, Z] = pts[i]!;
+    const zi = (inv * acc[i]!) % p;
+    inv = (inv * Z) % p;
+    const zi2 = (zi * zi) % p;
+    out[i] = [(X * zi2) % p, (((Y * zi2) % p) * zi) % p];
+  }
+  return out;
+}
+
+/** Fixed-base comb: table[i][j-1] = j·2^(w·i)·P, affine, for scalars below 2^bits.
+ * Returns null if some entry would be infinity (impossible for a point of prime order
+ * n > 2^w·... with j < 2^w, but guarded rather than assumed). */
+interface Comb {
+  readonly w: number;
+  readonly t: Aff[][];
+}
+
+function buildComb(c: Curve, x: bigint, y: bigint, w: number): Comb {
+  const p = c.p;
+  const windows = Math.ceil(c.bits / w);
+  const per = (1 << w) - 1;
+  const jac: Jac[] = [];
+  let base: Jac = [x, y, 1n];
+  for (let i = 0; i < windows; i++) {
+    let acc = base;
+    jac.push(acc);
+    for (let j = 2; j <= per; j++) {
+      acc = jAdd(p, acc, base);
+      jac.push(acc);
+    }
+    for (let k = 0; k < w; k++) base = jDouble(p, base);
+  }
+  if (jac.some((P) => P[2] === 0n)) throw new Error('degenerate comb table');
+  const aff = toAffine(p, jac);
+  const t: Aff[][] = [];
+  for (let i = 0; i < windows; i++) t.push(aff.slice(i * per, (i + 1) * per));
+  return { w, t };
+}
+
+function combAdd(p: bigint, R: Jac, comb: Comb, k: bigint): Jac {
+  const mask = BigInt((1 << comb.w) - 1);
+  const shift = BigInt(comb.w);
+  for (let i = 0; k > 0n; i++, k >>= shift) {
+    const j = Number(k & mask);
+    if (j !== 0) {
+      const [ax, ay] = comb.t[i]![j - 1]!;
+      R = jAddAff(p, R, ax, ay);
+    }
+  }
+  return R;
+}
+
+const G_COMB = new Map<string, Comb>();
+function gComb(c: Curve): Comb {
+  let t = G_COMB.get(c.name);
+  if (!t) {
+    t = buildComb(c, c.gx, c.gy, 8);
+    G_COMB.set(c.name, t);
+  }
+  return t;
+}
+
+/** Width-w NAF digits, least significant first. */
+function wnaf(k: bigint, w: number): Int8Array {
+  const out: number[] = [];
+  const full = 1n << BigInt(w);
+  const half = 1n << BigInt(w - 1);
+  while (k > 0n) {
+    let d = 0n;
+    if (k & 1n) {
+      d = k & (full - 1n);
+      if (d >= half) d -= full;
+      k -= d;
+    }
+    out.push(Number(d));
+    k >>= 1n;
+  }
+  return Int8Array.from(out);
+}
+
+const WNAF_W = 5;
+const COMB_AFTER_USES = 3;
+const Q_COMB_W = 4;
+
+/** Per-public-key verification state; keep one per key (e.g. in KeyRef.cache) and
+ * pass it to every ecdsaVerifyDigest call for that key. */
+export interface EcVerifyKey {
+  readonly curve: Curve;
+  readonly x: bigint;
+  readonly y: bigint;
+  readonly valid: boolean;
+  uses: number;
+  /** Odd multiples Q, 3Q, ..., (2^(w-1)-1)Q, affine. */
+  odd?: Aff[];
+  comb?: Comb;
+}
+
+export function ecVerifyKey(c: Curve, x: bigint, y: bigint): EcVerifyKey {
+  return { curve: c, x, y, valid: onCurve(c, x, y), uses: 0 };
+}
+
+function oddMultiples(c: Curve, x: bigint, y: bigint): Aff[] {
+  const Q: Jac = [x, y, 1n];
+  const Q2 = jDouble(c.p, Q);
+  const pts: Jac[] = [Q];
+  for (let i = 1; i < 1 << (WNAF_W - 2); i++) pts.push(jAdd(c.p, pts[i - 1]!, Q2));
+  if (pts.some((P) => P[2] === 0n)) throw new Error('degenerate wNAF table');
+  return toAffine(c.p, pts);
+}
+
+function mulQ(c: Curve, vk: EcVerifyKey, R: Jac, k: bigint): Jac {
+  const p = c.p;
+  if (vk.comb) return combAdd(p, R, vk.comb, k);
+  const odd = (vk.odd ??= oddMultiples(c, vk.x, vk.y));
+  const digits = wnaf(k, WNAF_W);
+  let A: Jac = INF;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    A = jDouble(p, A);
+    const d = digits[i]!;
+    if (d > 0) A = jAddAff(p, A, odd[(d - 1) >> 1]![0], odd[(d - 1) >> 1]![1]);
+    else if (d < 0) A = jAddAff(p, A, odd[(-d - 1) >> 1]![0], p - odd[(-d - 1) >> 1]![1]);
+  }
+  return jAdd(p, R, A);
 }
 
 export function onCurve(c: Curve, x: bigint, y: bigint): boolean {
   if (x < 0n || x >= c.p || y < 0n || y >= c.p) return false;
-  return mod(y * y - (x * x * x - 3n * x + c.b), c.p) === 0n;
+  return md(y * y - (x * x * x - 3n * x + c.b), c.p) === 0n;
 }
 
-const YIELD_EVERY_BITS = 48;
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-/** Verifies r||s over a digest against the uncompressed public point (x, y). */
-export async function ecdsaVerifyDigest(c: Curve, x: bigint, y: bigint, digest: Buffer, sig: Buffer): Promise<boolean> {
-  if (sig.length !== 2 * c.size || !onCurve(c, x, y)) return false;
+/** Synchronous core of ECDSA verification (SEC 1 §4.1.4) of r||s over a digest. */
+export function ecdsaVerifyDigestSync(vk: EcVerifyKey, digest: Buffer, sig: Buffer): boolean {
+  const c = vk.curve;
+  if (sig.length !== 2 * c.size || !vk.valid) return false;
   const r = bytesToInt(sig.subarray(0, c.size));
   const s = bytesToInt(sig.subarray(c.size));
   if (r < 1n || r >= c.n || s < 1n || s >= c.n) return false;
-  const e = mod(bits2int(c, digest), c.n);
-  const w = modInv(s, c.n);
+  const e = md(bits2int(c, digest), c.n);
+  const w = modInvVar(s, c.n);
   const u1 = (e * w) % c.n;
   const u2 = (r * w) % c.n;
-  // Shamir's trick: one pass over the bits of both scalars.
-  const G: Jac = [c.gx, c.gy, 1n];
-  const Q: Jac = [x, y, 1n];
-  const GQ = jAdd(c, G, Q);
-  let R: Jac = [0n, 1n, 0n];
-  const top = Math.max(u1.toString(2).length, u2.toString(2).length);
-  for (let i = top - 1; i >= 0; i--) {
-    if (i % YIELD_EVERY_BITS === 0) await yieldToLoop();
-    R = jDouble(c, R);
-    const b1 = (u1 >> BigInt(i)) & 1n;
-    const b2 = (u2 >> BigInt(i)) & 1n;
-    if (b1 && b2) R = jAdd(c, R, GQ);
-    else if (b1) R = jAdd(c, R, G);
-    else if (b2) R = jAdd(c, R, Q);
-  }
+  vk.uses++;
+  if (!vk.comb && vk.uses > COMB_AFTER_USES) vk.comb = buildComb(c, vk.x, vk.y, Q_COMB_W);
+  let R = combAdd(c.p, INF, gComb(c), u1);
+  R = mulQ(c, vk, R, u2);
   if (R[2] === 0n) return false;
-  const zInv = modInv(R[2], c.p);
-  const ax = (R[0] * zInv * zInv) % c.p;
+  const zInv = modInvVar(R[2], c.p);
+  const ax = (((R[0] * zInv) % c.p) * zInv) % c.p;
   return ax % c.n === r;
+}
+
+/** Verifies r||s over a digest against the uncompressed public point (x, y), or a
+ * prepared EcVerifyKey (which caches per-key tables across calls). */
+export async function ecdsaVerifyDigest(c: Curve, x: bigint, y: bigint, digest: Buffer, sig: Buffer, vk?: EcVerifyKey): Promise<boolean> {
+  const key = vk && vk.curve === c && vk.x === x && vk.y === y ? vk : ecVerifyKey(c, x, y);
+  return ecdsaVerifyDigestSync(key, digest, sig);
 }

@@ -13,6 +13,7 @@ import { seal, unseal } from '../store/seal.js';
 import { randomBytes } from '../drbg/index.js';
 import { makePinRecord, openWithPin } from './pin.js';
 import { EventEmitter } from 'node:events';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { AttemptGate, REPEATED_THRESHOLD, failureDelay, type DelaySettings, type PinCaller, type PinEvents } from './lockout.js';
 
 export type { PinCaller, PinEvents } from './lockout.js';
@@ -42,6 +43,9 @@ export class Token {
   private locked: StoredObject[] = [];
   private readonly objects = new Map<number, HsmObject>();
   private readonly logins = new Map<string, Role>();
+  /** See recentlyVerified(): per-process key and the MAC of each role's last verified PIN. */
+  private readonly pinMacKey = randomBytes(32);
+  private readonly pinMacs = new Map<Role, Buffer>();
   private readonly sealedCache = new WeakMap<HsmObject, StoredObject>();
   private readonly file: TokenFile;
   /** PIN lockout events (main.ts forwards them to the alerts module). */
@@ -152,6 +156,7 @@ export class Token {
     this.logins.clear();
     this.tokenKey?.fill(0);
     this.tokenKey = randomBytes(32);
+    this.pinMacs.clear();
     this.so = await makePinRecord(soPin, this.tokenKey, this.settings.pbkdf2Iterations);
     this.user = null;
     this.failed = { so: 0, user: 0 };
@@ -193,6 +198,7 @@ export class Token {
   async initUserPin(pin: Buffer): Promise<void> {
     this.checkPinLength(pin);
     const key = this.requireKey();
+    this.pinMacs.delete('user');
     this.user = await makePinRecord(pin, key, this.settings.pbkdf2Iterations);
     const wasLocked = this.failed.user >= this.settings.maxFailedLogins;
     this.failed.user = 0;
@@ -223,6 +229,7 @@ export class Token {
     }
     this.unlock(key);
     const next = await makePinRecord(newPin, this.requireKey(), this.settings.pbkdf2Iterations);
+    this.pinMacs.delete(role);
     if (role === 'so') this.so = next;
     else this.user = next;
     this.failed[role] = 0;
@@ -243,8 +250,12 @@ export class Token {
     }
     let key: Buffer | null;
     try {
-      key = await openWithPin(pin, rec);
-      if (!key) await this.recordFailure(role, who);
+      key = this.recentlyVerified(role, pin);
+      if (!key) {
+        key = await openWithPin(pin, rec);
+        if (key) this.pinMacs.set(role, this.pinMac(role, pin));
+        else await this.recordFailure(role, who);
+      }
     } finally {
       this.gates[role].leave();
     }
@@ -254,6 +265,24 @@ export class Token {
     }
     this.callerFailures.delete(callerKey(role, who));
     return key;
+  }
+
+  /**
+   * Repeated logins with a PIN already verified by PBKDF2 since the daemon started skip the
+   * slow derivation: the daemon keeps an HMAC of that PIN under a random key that exists
+   * only in its memory. The stored verifier keeps its full PBKDF2 cost (an offline guess
+   * still pays it); a wrong PIN never matches and takes the PBKDF2 path and its counting.
+   * Returns a copy of the open token key on a match.
+   */
+  private recentlyVerified(role: Role, pin: Buffer): Buffer | null {
+    const known = this.pinMacs.get(role);
+    if (!known || !this.tokenKey) return null;
+    const mac = this.pinMac(role, pin);
+    return timingSafeEqual(mac, known) ? Buffer.from(this.tokenKey) : null;
+  }
+
+  private pinMac(role: Role, pin: Buffer): Buffer {
+    return createHmac('sha256', this.pinMacKey).update(role).update(pin).digest();
   }
 
   private async recordFailure(role: Role, who: PinCaller): Promise<void> {
