@@ -82,8 +82,6 @@ async function main(): Promise<void> {
 
   const modulePath = path.join(repoRoot(), 'build', 'libcraton_hsm.so');
   if (!existsSync(modulePath)) log('warn', `${modulePath} is missing; run npm run build so applications can load the module`);
-  process.stdout.write(`craton-hsmd ready: module=${modulePath} socket=${config.daemon.socket_path} pid=${process.pid}\n`);
-  installService({ overrides: { configPath: opts.config, dataDir: opts.dataDir, socketPath: opts.socket }, config, core, log }); // SIGHUP reload, sd_notify
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -98,6 +96,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  installService({ overrides: { configPath: opts.config, dataDir: opts.dataDir, socketPath: opts.socket }, config, core, log }); // SIGHUP reload, sd_notify READY=1
+  // Announce readiness only once the signal handlers are in place: a supervisor (or a test)
+  // that sends SIGTERM right after the ready line must get a clean shutdown, not the default
+  // action that would skip the audit log's shutdown entry and checkpoint.
+  process.stdout.write(`craton-hsmd ready: module=${modulePath} socket=${config.daemon.socket_path} pid=${process.pid}\n`);
 }
 
 main().catch((err: unknown) => {

@@ -139,7 +139,7 @@ describe('checkpoint key custody and admin-socket rotation', () => {
     writeFileSync(pubFile, pub.stdout);
     const v = await admin(d, ['audit', 'verify', '--pubkey', pubFile, '--json']);
     expect(v.code, describeRun(v)).toBe(0);
-    expect(JSON.parse(v.stdout).checkpointsVerified).toBeGreaterThan(0);
+    expect(JSON.parse(v.stdout).checkpointsVerified, `${v.stdout}\n--- daemon stderr ---\n${d.stderr()}`).toBeGreaterThan(0);
   });
 
   it('`audit rotate` uses the admin socket when the daemon answers', async () => {

@@ -234,6 +234,61 @@ describe.skipIf(skipReason !== undefined)(`craton-trace on the kernel${skipReaso
     }
   });
 
+  // Key types (issue 6): EVP_PKEY_derive_init_ex → KEY_EXCHANGE; the EVP_PKEY of
+  // …SignInit / …VerifyInit decides the signature verdict (allow_sha1_verify).
+  describe('key types', () => {
+    const k = (n: string) => path.join(dir, n);
+    beforeAll(() => {
+      const ssl = (args: string[]) => expect(run('/usr/bin/openssl', args).status, args.join(' ')).toBe(0);
+      for (const n of ['xa', 'xb']) ssl(['genpkey', '-algorithm', 'X25519', '-out', k(`${n}.pem`)]);
+      for (const n of ['ea', 'eb']) ssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', k(`${n}.pem`)]);
+      for (const n of ['xb', 'ea', 'eb']) ssl(['pkey', '-in', k(`${n}.pem`), '-pubout', '-out', k(`${n}.pub`)]);
+    });
+    const kex = async (pid: number) => until(() => ops(tracer, pid).find((e) => e.operation === 'KEY_EXCHANGE' && e.caller === 'application'), 'KEY_EXCHANGE');
+    const execOf = (bin: string, needle: string) => until(() => tracer.events.find((e) => e.event_type === 'process_exec' && e.binary === bin && e.cmdline.includes(needle)), `exec ${needle}`);
+
+    it('pkeyutl -derive with two X25519 keys: KEY_EXCHANGE X25519, non-approved', async () => {
+      expect(run(plainSsl, ['pkeyutl', '-derive', '-inkey', k('xa.pem'), '-peerkey', k('xb.pub'), '-out', k('x.bin')]).status).toBe(0);
+      const op = await kex((await execOf(plainSsl, 'xb.pub')).pid);
+      expect(op).toMatchObject({ algorithm: 'X25519', key_type: 'X25519', approved: false, action: 'WARNED', probe: 'EVP_PKEY_derive_init_ex' });
+    });
+
+    it('pkeyutl -derive with two P-256 keys: ECDH on P-256, approved', async () => {
+      expect(run(plainSsl, ['pkeyutl', '-derive', '-inkey', k('ea.pem'), '-peerkey', k('eb.pub'), '-out', k('e.bin')]).status).toBe(0);
+      const op = await kex((await execOf(plainSsl, 'eb.pub')).pid);
+      expect(op).toMatchObject({ algorithm: 'ECDH', key_type: 'EC', curve: 'P-256', approved: true, action: 'ALLOWED' });
+    });
+
+    it('strict (private copy only): X25519 derive is stopped, P-256 ECDH runs', async () => {
+      const x = run(strictSsl, ['pkeyutl', '-derive', '-inkey', k('xa.pem'), '-peerkey', k('xb.pub'), '-out', k('xs.bin')]);
+      expect(x.signal).toBe('SIGKILL');
+      const op = await kex((await execOf(strictSsl, 'xb.pub')).pid);
+      expect(op).toMatchObject({ algorithm: 'X25519', action: 'BLOCKED' });
+      expect(run(strictSsl, ['pkeyutl', '-derive', '-inkey', k('ea.pem'), '-peerkey', k('eb.pub'), '-out', k('es.bin')]).status).toBe(0);
+    });
+
+    it('dgst -sha1 -sign / -verify on an EC key: sign refused as non-approved; verify warned by default, allowed with allow_sha1_verify', async () => {
+      const cfg = k('sha1-verify.toml');
+      writeFileSync(cfg, '[algorithms]\nallow_sha1_verify = true\n');
+      const lax = await startTracer(['--config', cfg, '--name', 'ctt-plain', '--no-alerts', '--duration', '30']);
+      try {
+        expect(run(plainSsl, ['dgst', '-sha1', '-sign', k('ea.pem'), '-out', k('sig.bin'), k('data.txt')]).status).toBe(0);
+        const v = run(plainSsl, ['dgst', '-sha1', '-verify', k('ea.pub'), '-signature', k('sig.bin'), k('data.txt')]);
+        expect(v.stdout).toMatch(/Verified OK/);
+        const app = (t: Tracer, op: string) => async () => {
+          const exec = await until(() => t.events.find((e) => e.event_type === 'process_exec' && e.binary === plainSsl && e.cmdline.includes(op === 'SIGN' ? '-sign' : '-verify')), `exec ${op}`);
+          return until(() => ops(t, exec.pid).find((e) => e.operation === op && e.caller === 'application'), `${op} op`);
+        };
+        const base = { algorithm: 'ECDSA with SHA-1', key_type: 'EC', curve: 'P-256' };
+        for (const t of [tracer, lax]) expect(await app(t, 'SIGN')()).toMatchObject({ ...base, approved: false, allowed: false, action: 'WARNED' });
+        expect(await app(tracer, 'VERIFY')()).toMatchObject({ ...base, approved: false, allowed: false, action: 'WARNED' });
+        expect(await app(lax, 'VERIFY')()).toMatchObject({ ...base, approved: true, allowed: true, action: 'ALLOWED' });
+      } finally {
+        await lax.stop();
+      }
+    });
+  });
+
   it('Python hashlib.md5 through libcrypto is seen (observed: outside the enforcement scope)', async () => {
     const py = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => existsSync(p));
     if (!py) return void console.warn('no python3: hashlib case not run');
@@ -256,8 +311,9 @@ describe.skipIf(skipReason !== undefined)(`craton-trace on the kernel${skipReaso
     const cops = tracer.events.filter((e): e is CryptoOpEvent => e.event_type === 'crypto_op');
     expect(report.total_operations).toBe(cops.length);
     expect(report.approved_operations).toBe(cops.filter((e) => e.approved).length);
-    expect(report.blocked_operations).toBe(1);
-    expect(report.blocked_algorithms).toEqual([{ algorithm: 'MD5', count: 1 }]);
+    // strict stopped dgst -md5 and the X25519 derive (key types), each once
+    expect(report.blocked_operations).toBe(2);
+    expect(report.blocked_algorithms).toEqual(expect.arrayContaining([{ algorithm: 'MD5', count: 1 }, { algorithm: 'X25519', count: 1 }]));
     const text = run(process.execPath, [cli, 'report', '--input', log, '--format', 'text']).stdout;
     expect(text).toMatch(/Blocked algorithms:\s+MD5 ×1/);
     expect(readFileSync(log, 'utf8')).not.toMatch(/"\/root\//);
@@ -335,7 +391,7 @@ describe.skipIf(skipReason !== undefined)('craton-trace-loader attach modes (upr
 
   it('--no-multi: the per-probe fallback reports the same events', async () => {
     const r = await runMode(['--no-multi']);
-    expect(r.ready).toMatchObject({ uprobe_multi: false, probes: 23, links: 23 });
+    expect(r.ready).toMatchObject({ uprobe_multi: false, probes: 24, links: 24 });
     expect(r.mine.find((e) => e.operation === 'DIGEST' && e.nid === 4)).toBeTruthy();
     expect(r.mine.find((e) => e.operation === 'ENCRYPT' && e.sn === 'AES-128-CBC')).toBeTruthy();
   }, 20_000);

@@ -34,6 +34,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -140,6 +141,7 @@ static const char *probe_name(__u32 p)
 		[CT_P_DES_SET_KEY_CHECKED] = "DES_set_key_checked",
 		[CT_P_DES_SET_KEY_UNCHECKED] = "DES_set_key_unchecked",
 		[CT_P_TLS_CIPHER] = "SSL_get_current_cipher",
+		[CT_P_DERIVE_INIT_EX] = "EVP_PKEY_derive_init_ex",
 	};
 	return p < CT_P__MAX && names[p] ? names[p] : "unknown";
 }
@@ -162,6 +164,7 @@ static const char *op_name(__u32 op)
 	case CT_OP_SIGN: return "SIGN";
 	case CT_OP_VERIFY: return "VERIFY";
 	case CT_OP_TLS_CIPHER: return "TLS_CIPHER";
+	case CT_OP_KEY_EXCHANGE: return "KEY_EXCHANGE";
 	default: return "CIPHER";
 	}
 }
@@ -203,6 +206,18 @@ static int handle_event(void *ctx, void *data, size_t size)
 		if (e->name[0]) {
 			printf(",\"name\":");
 			json_str(e->name, sizeof(e->name));
+		}
+		if (e->key_type[0]) {
+			printf(",\"key_type\":");
+			json_str(e->key_type, sizeof(e->key_type));
+		}
+		if (e->key_nid > 0 && nid2sn && nid2sn(e->key_nid)) {
+			printf(",\"key_nid\":%d,\"key_sn\":", e->key_nid);
+			json_str(nid2sn(e->key_nid), 128);
+		}
+		if (e->key_curve > 0 && nid2sn && nid2sn(e->key_curve)) {
+			printf(",\"key_curve\":");
+			json_str(nid2sn(e->key_curve), 128);
 		}
 		if (e->probe == CT_P_RC4_SET_KEY)
 			printf(",\"key_bits\":%d", e->arg * 8);
@@ -281,6 +296,7 @@ static struct bpf_program *prog_for(struct craton_trace *s, const char *func)
 		{ "DES_set_key_checked", s->progs.des_set_key_checked },
 		{ "DES_set_key_unchecked", s->progs.des_set_key_unchecked },
 		{ "SSL_get_current_cipher", s->progs.ssl_current_cipher_ret },
+		{ "EVP_PKEY_derive_init_ex", s->progs.evp_derive_init_ex },
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (!strcmp(map[i].func, func))
@@ -312,6 +328,7 @@ static const struct probe_spec probes[] = {
 	{ "DES_set_key_checked", false, false, false, true },
 	{ "DES_set_key_unchecked", false, false, false, true },
 	{ "SSL_get_current_cipher", true, true, false, false },
+	{ "EVP_PKEY_derive_init_ex", false, false, false, false },
 };
 
 /*
@@ -695,6 +712,9 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return vfprintf(stderr, fmt, args);
 }
 
+static void *libcrypto_h;
+static bool key_offsets_ok, curve_offsets_ok;
+
 static void load_nid_names(void)
 {
 	void *h = dlopen(opt.libcrypto, RTLD_NOW | RTLD_LOCAL);
@@ -706,6 +726,145 @@ static void load_nid_names(void)
 	nid2ln = (const char *(*)(int))dlsym(h, "OBJ_nid2ln");
 	digest_by_name = (const void *(*)(const char *))dlsym(h, "EVP_get_digestbyname");
 	cipher_by_name = (const void *(*)(const char *))dlsym(h, "EVP_get_cipherbyname");
+	libcrypto_h = h;
+}
+
+/* ---- key offsets ------------------------------------------------------------------ */
+
+/* read our own memory without faulting on a wrong guess (EFAULT instead of SIGSEGV) */
+static bool safe_read(void *dst, const void *src, size_t n)
+{
+	struct iovec l = { dst, n }, r = { (void *)src, n };
+	return src && process_vm_readv(getpid(), &l, 1, &r, 1, 0) == (ssize_t)n;
+}
+
+/* offset of the first pointer-aligned slot in [base, base+len) equal to want, -1 if none */
+static int scan_ptr(const void *base, size_t len, const void *want)
+{
+	for (size_t o = 0; o + sizeof(void *) <= len; o += sizeof(void *)) {
+		const void *v;
+		if (!safe_read(&v, (const char *)base + o, sizeof(v)))
+			return -1;
+		if (v == want)
+			return (int)o;
+	}
+	return -1;
+}
+
+static int scan_int(const void *base, size_t len, int want)
+{
+	for (size_t o = 0; o + sizeof(int) <= len; o += sizeof(int)) {
+		int v;
+		if (!safe_read(&v, (const char *)base + o, sizeof(v)))
+			return -1;
+		if (v == want)
+			return (int)o;
+	}
+	return -1;
+}
+
+/* follow keydata -> group -> curve_name for an EC EVP_PKEY; 0 if any step fails */
+static int ec_curve_of(const void *pkey, const struct ct_key_offsets *k, int keydata_off)
+{
+	const void *kd = NULL, *grp = NULL;
+	int nid = 0;
+	if (!safe_read(&kd, (const char *)pkey + keydata_off, sizeof(kd)) || !kd ||
+	    !safe_read(&grp, (const char *)kd + k->eckey_group, sizeof(grp)) || !grp ||
+	    !safe_read(&nid, (const char *)grp + k->group_curve, sizeof(nid)))
+		return 0;
+	return nid;
+}
+
+/*
+ * The kernel names a key by following private OpenSSL structs (EVP_PKEY_CTX -> EVP_PKEY
+ * -> EVP_KEYMGMT -> type_name; EC_KEY -> EC_GROUP -> curve_name). Their offsets are not
+ * ABI, so they are measured here, on the libcrypto being probed: make X25519 and P-256 /
+ * P-384 keys through the public API and look for the pointers and NIDs the public getters
+ * return. Each offset must agree between two key types or it stays -1 (step off).
+ * A static OpenSSL (--binary) is assumed to share the layout of this libcrypto.
+ */
+static void calibrate_key_offsets(struct ct_key_offsets *k)
+{
+	void *h = libcrypto_h;
+	k->pctx_pkey = k->pkey_keymgmt = k->keymgmt_name = -1;
+	k->pkey_keydata = k->eckey_group = k->group_curve = -1;
+	if (!h)
+		return;
+	void *(*keygen)(void *, const char *, const char *, ...) = (void *(*)(void *, const char *, const char *, ...))dlsym(h, "EVP_PKEY_Q_keygen");
+	void *(*km_fetch)(void *, const char *, const char *) = (void *(*)(void *, const char *, const char *))dlsym(h, "EVP_KEYMGMT_fetch");
+	void (*km_free)(void *) = (void (*)(void *))dlsym(h, "EVP_KEYMGMT_free");
+	const char *(*km_name)(const void *) = (const char *(*)(const void *))dlsym(h, "EVP_KEYMGMT_get0_name");
+	void *(*pctx_new)(void *, void *) = (void *(*)(void *, void *))dlsym(h, "EVP_PKEY_CTX_new");
+	void (*pctx_free)(void *) = (void (*)(void *))dlsym(h, "EVP_PKEY_CTX_free");
+	void (*pkey_free)(void *) = (void (*)(void *))dlsym(h, "EVP_PKEY_free");
+	void *(*eckey_new)(int) = (void *(*)(int))dlsym(h, "EC_KEY_new_by_curve_name");
+	const void *(*eckey_group)(const void *) = (const void *(*)(const void *))dlsym(h, "EC_KEY_get0_group");
+	void (*eckey_free)(void *) = (void (*)(void *))dlsym(h, "EC_KEY_free");
+	if (!keygen || !km_fetch || !km_free || !km_name || !pctx_new || !pctx_free || !pkey_free)
+		return;
+
+	void *x = keygen(NULL, NULL, "X25519"), *ec = keygen(NULL, NULL, "EC", "P-256"),
+	     *ec384 = keygen(NULL, NULL, "EC", "P-384");
+	void *kmx = km_fetch(NULL, "X25519", NULL), *kme = km_fetch(NULL, "EC", NULL);
+	void *cx = x ? pctx_new(x, NULL) : NULL, *ce = ec ? pctx_new(ec, NULL) : NULL;
+	int a, b;
+
+	if (x && ec && ec384 && kmx && kme) {
+		a = scan_ptr(x, 256, kmx);
+		b = scan_ptr(ec, 256, kme);
+		if (a >= 0 && a == b)
+			k->pkey_keymgmt = a;
+		a = scan_ptr(kmx, 64, km_name(kmx));
+		b = scan_ptr(kme, 64, km_name(kme));
+		if (a >= 0 && a == b)
+			k->keymgmt_name = a;
+	}
+	if (cx && ce) {
+		a = scan_ptr(cx, 256, x);
+		b = scan_ptr(ce, 256, ec);
+		if (a >= 0 && a == b)
+			k->pctx_pkey = a;
+	}
+	if (k->pkey_keymgmt >= 0 && eckey_new && eckey_group && eckey_free) {
+		void *l256 = eckey_new(415), *l384 = eckey_new(715);
+		if (l256 && l384) {
+			a = scan_ptr(l256, 128, eckey_group(l256));
+			b = scan_ptr(l384, 128, eckey_group(l384));
+			if (a >= 0 && a == b) {
+				int c = scan_int(eckey_group(l256), 256, 415), d = scan_int(eckey_group(l384), 256, 715);
+				if (c >= 0 && c == d) {
+					k->eckey_group = a;
+					k->group_curve = c;
+					/* the provider key's keydata (an EC_KEY): a slot after keymgmt */
+					for (int o = k->pkey_keymgmt + 8; o <= k->pkey_keymgmt + 64; o += 8)
+						if (ec_curve_of(ec, k, o) == 415 && ec_curve_of(ec384, k, o) == 715) {
+							k->pkey_keydata = o;
+							break;
+						}
+				}
+			}
+		}
+		if (l256)
+			eckey_free(l256);
+		if (l384)
+			eckey_free(l384);
+		if (k->pkey_keydata < 0)
+			k->eckey_group = k->group_curve = -1;
+	}
+	if (cx)
+		pctx_free(cx);
+	if (ce)
+		pctx_free(ce);
+	if (kmx)
+		km_free(kmx);
+	if (kme)
+		km_free(kme);
+	if (x)
+		pkey_free(x);
+	if (ec)
+		pkey_free(ec);
+	if (ec384)
+		pkey_free(ec384);
 }
 
 static int list_nids(void)
@@ -803,6 +962,19 @@ int main(int argc, char **argv)
 	skel->rodata->kill_sig = opt.sig;
 	skel->rodata->trace_files = opt.files;
 	skel->rodata->scoped = opt.n_scope > 0;
+	{
+		struct ct_key_offsets ko;
+		calibrate_key_offsets(&ko);
+		/* rodata members are volatile: copy field by field */
+		skel->rodata->koff.pctx_pkey = ko.pctx_pkey;
+		skel->rodata->koff.pkey_keymgmt = ko.pkey_keymgmt;
+		skel->rodata->koff.keymgmt_name = ko.keymgmt_name;
+		skel->rodata->koff.pkey_keydata = ko.pkey_keydata;
+		skel->rodata->koff.eckey_group = ko.eckey_group;
+		skel->rodata->koff.group_curve = ko.group_curve;
+		key_offsets_ok = ko.pctx_pkey >= 0 && ko.pkey_keymgmt >= 0 && ko.keymgmt_name >= 0;
+		curve_offsets_ok = ko.pkey_keydata >= 0;
+	}
 	/* uprobe-multi: one dispatcher program for every entry point, the return probe
 	 * retyped; otherwise one program per entry point (perf-event uprobes) */
 	use_multi = !opt.no_multi && kernel_has_uprobe_multi();
@@ -880,8 +1052,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	printf("{\"event_type\":\"ready\",\"loader_pid\":%d,\"probes\":%d,\"links\":%d,"
-	       "\"uprobe_multi\":%s,\"attach_ms\":%.1f,\"enforce\":\"%s\",\"libcrypto\":",
+	       "\"uprobe_multi\":%s,\"attach_ms\":%.1f,\"key_types\":%s,\"ec_curves\":%s,\"enforce\":\"%s\",\"libcrypto\":",
 	       getpid(), attached, n_links - n_tp_links, use_multi ? "true" : "false", (ts_ns(CLOCK_MONOTONIC) - t0) / 1e6,
+	       key_offsets_ok ? "true" : "false", curve_offsets_ok ? "true" : "false",
 	       opt.enforce == CT_ENF_STRICT ? "strict" : opt.enforce == CT_ENF_DRYRUN ? "dry-run" : "off");
 	json_str(opt.libcrypto, 4096);
 	printf("}\n");

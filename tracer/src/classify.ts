@@ -3,7 +3,7 @@
 // the same [algorithms] settings the daemon runs with. This file only maps what the
 // kernel saw onto that API, decides the action (ALLOWED / WARNED / BLOCKED), and builds
 // the block rules strict mode hands to the kernel.
-import { classifyOpenSSL, POLICY_TABLE, type PolicyOp, type PolicySettings, type Verdict } from '../../hsm-daemon/src/policy/table.js';
+import { classifyOpenSSL, curveName, POLICY_TABLE, type PolicyContext, type PolicyOp, type PolicySettings, type Verdict } from '../../hsm-daemon/src/policy/table.js';
 import type { Action, Operation, RawCrypto } from './events.js';
 
 export type EnforceMode = 'off' | 'warn' | 'strict' | 'dry-run';
@@ -20,7 +20,7 @@ const OP_TO_POLICY: Record<Operation, PolicyOp | undefined> = {
 };
 
 /** Mirrors enum ct_op in tracer/bpf/craton_trace.h (bit positions of the block masks). */
-export const CT_OP: Record<'DIGEST' | 'ENCRYPT' | 'DECRYPT' | 'SIGN' | 'VERIFY' | 'TLS_CIPHER' | 'CIPHER', number> = {
+export const CT_OP: Record<'DIGEST' | 'ENCRYPT' | 'DECRYPT' | 'SIGN' | 'VERIFY' | 'TLS_CIPHER' | 'CIPHER' | 'KEY_EXCHANGE', number> = {
   DIGEST: 1,
   ENCRYPT: 2,
   DECRYPT: 3,
@@ -28,6 +28,7 @@ export const CT_OP: Record<'DIGEST' | 'ENCRYPT' | 'DECRYPT' | 'SIGN' | 'VERIFY' 
   VERIFY: 5,
   TLS_CIPHER: 6,
   CIPHER: 7,
+  KEY_EXCHANGE: 8,
 };
 /** CT_MASK_INTERNAL in craton_trace.h: the mask bits for calls made inside libcrypto. */
 export const CT_MASK_INTERNAL = 16;
@@ -47,7 +48,79 @@ export function opensslName(e: Pick<RawCrypto, 'sn' | 'ln' | 'name' | 'nid'>): s
   return e.name || e.sn || e.ln || (e.nid > 0 ? `NID ${e.nid}` : undefined);
 }
 
-export function verdictFor(e: Pick<RawCrypto, 'sn' | 'ln' | 'name' | 'nid' | 'operation' | 'key_bits'>, settings: PolicySettings): Verdict {
+type VerdictInput = Pick<RawCrypto, 'sn' | 'ln' | 'name' | 'nid' | 'operation' | 'key_bits'> &
+  Partial<Pick<RawCrypto, 'key_type' | 'key_sn' | 'key_nid' | 'key_curve'>>;
+
+/** The key's type as OpenSSL's key manager names it (EC, X25519, RSA-PSS, ED25519, DH …), upper case. */
+export function keyType(e: Partial<Pick<RawCrypto, 'key_type' | 'key_sn'>>): string | undefined {
+  const k = e.key_type || e.key_sn;
+  if (!k) return undefined;
+  const u = k.toUpperCase();
+  // legacy keys only carry a NID: its short name
+  return u === 'ID-ECPUBLICKEY' ? 'EC' : u === 'RSAENCRYPTION' ? 'RSA' : u === 'RSASSA-PSS' ? 'RSA-PSS' : u === 'DHKEYAGREEMENT' ? 'DH' : u;
+}
+
+/** KEY_EXCHANGE: the key type decides (EC → ECDH on the key's curve, X25519/X448, DH/DHX). */
+function keyExchangeVerdict(e: VerdictInput, settings: PolicySettings): Verdict {
+  const kt = keyType(e) ?? e.name?.toUpperCase();
+  const ctx: PolicyContext = { op: 'derive' };
+  const curve = e.key_curve ? curveName(e.key_curve) : undefined;
+  if (curve) ctx.curve = curve;
+  if (kt === 'EC') return classifyOpenSSL({ name: 'ECDH' }, ctx, settings);
+  const id: { nid?: number; name?: string } = {};
+  if (kt) id.name = kt;
+  if (e.key_nid && e.key_nid > 0) id.nid = e.key_nid;
+  else if (!kt && e.nid > 0) id.nid = e.nid;
+  return classifyOpenSSL(id, ctx, settings);
+}
+
+/** A table name of the signature scheme a key type signs with (the digest comes separately). */
+const SIG_NAME: Record<string, string> = {
+  RSA: 'RSA-SHA256', // RSA-PKCS1-v1_5 (PSS padding is chosen after the init: not seen)
+  'RSA-PSS': 'RSASSA-PSS',
+  EC: 'ecdsa-with-SHA256',
+  ED25519: 'ED25519',
+  ED448: 'ED448',
+  DSA: 'DSA',
+};
+const APPROVED_HASH = /^(SHA-(224|256|384|512)(\/(224|256))?|SHA3-(224|256|384|512))$/;
+
+/**
+ * SIGN / VERIFY with the key type known: the scheme's row decides, with the digest as
+ * its hash, so SHA-1 becomes e.g. ECDSA with SHA-1, verify-only (allow_sha1_verify).
+ * Without a key type, or with a digest that is never approved (MD5 …), the digest decides.
+ */
+function signatureVerdict(e: VerdictInput, digest: Verdict | undefined, settings: PolicySettings, op: PolicyOp): Verdict | undefined {
+  const kt = keyType(e);
+  const sig = kt ? SIG_NAME[kt] : undefined;
+  if (!kt || !sig) return undefined;
+  const ctx: PolicyContext = { op };
+  const curve = e.key_curve ? curveName(e.key_curve) : kt === 'ED25519' ? 'Ed25519' : kt === 'ED448' ? 'Ed448' : undefined;
+  if (curve) ctx.curve = curve;
+  if (kt === 'ED25519' || kt === 'ED448') return classifyOpenSSL({ name: sig }, ctx, settings); // no separate digest
+  if (digest) {
+    if (digest.algorithm === 'SHA-1') ctx.hash = 'SHA-1';
+    else if (!APPROVED_HASH.test(digest.algorithm)) return undefined;
+  }
+  const v = classifyOpenSSL({ name: sig }, ctx, settings);
+  // the table says "ECDSA with SHA-1" itself; name the approved hash the same way
+  if (digest && ctx.hash === undefined && !v.algorithm.includes(' with ')) return { ...v, algorithm: `${v.algorithm} with ${digest.algorithm}` };
+  return v;
+}
+
+export function verdictFor(e: VerdictInput, settings: PolicySettings): Verdict {
+  if (e.operation === 'KEY_EXCHANGE') return keyExchangeVerdict(e, settings);
+  const hasDigest = e.nid > 0 || !!e.name || !!e.sn || !!e.ln;
+  if ((e.operation === 'SIGN' || e.operation === 'VERIFY') && keyType(e)) {
+    const d = hasDigest ? digestVerdict(e, settings) : undefined;
+    const s = signatureVerdict(e, d, settings, e.operation === 'SIGN' ? 'sign' : 'verify');
+    if (s) return s;
+    if (d) return d;
+  }
+  return digestVerdict(e, settings);
+}
+
+function digestVerdict(e: VerdictInput, settings: PolicySettings): Verdict {
   const name = opensslName(e);
   const id: { nid?: number; name?: string } = {};
   if (e.nid > 0) id.nid = e.nid;
@@ -110,6 +183,9 @@ export interface NidInfo {
  */
 export const INTERNAL_TOLERATED = /^(AES-ECB|SHA-1)$/;
 
+/** Key types EVP_PKEY_derive_init_ex reports, with their legacy NIDs. */
+const KEX_KEY_TYPES: ReadonlyArray<[string, number]> = [['X25519', 1034], ['X448', 1035], ['DH', 28], ['DHX', 920], ['EC', 408]];
+
 export interface BlockRules {
   /** "NID:MASK" for --block-nid */
   nids: string[];
@@ -146,7 +222,9 @@ export function blockRules(nids: readonly NidInfo[], settings: PolicySettings): 
   for (const n of nids) {
     if (n.kind === 'other') continue;
     const ops: Operation[] = n.kind === 'digest' ? ['DIGEST', 'SIGN', 'VERIFY'] : ['ENCRYPT', 'DECRYPT', 'CIPHER'];
-    const m = maskFor(ops, (op) => verdictFor({ nid: n.nid, sn: n.sn, ln: n.ln, operation: op }, settings));
+    // sign/verify rules cannot see the key: judged as an ECDSA/RSA signature with this digest
+    // (the same for both), so SHA-1 verification passes when allow_sha1_verify is set
+    const m = maskFor(ops, (op) => verdictFor({ nid: n.nid, sn: n.sn, ln: n.ln, operation: op, ...(op === 'SIGN' || op === 'VERIFY' ? { key_type: 'EC' } : {}) }, settings));
     if (m.mask) {
       rules.nids.push(`${n.nid}:0x${m.mask.toString(16)}`);
       note(m.algorithm, m.blockedOps);
@@ -161,10 +239,19 @@ export function blockRules(nids: readonly NidInfo[], settings: PolicySettings): 
         const key = name.toLowerCase();
         if (seen.has(key) || key.length > 31) continue;
         seen.add(key);
-        const m = maskFor(['SIGN', 'VERIFY'], (op) => verdictFor({ nid: 0, name, operation: op }, settings));
+        const m = maskFor(['SIGN', 'VERIFY'], (op) => verdictFor({ nid: 0, name, operation: op, key_type: 'EC' }, settings));
         if (m.mask) rules.names.push(`${key}:0x${m.mask.toString(16)}`);
       }
     }
+  }
+  // key agreement by key type: the kernel sees the key manager's name (legacy keys: the NID).
+  // An EC key's curve is not checked in the kernel: ECDH is stopped only when ECDH itself is refused.
+  for (const [kt, nid] of KEX_KEY_TYPES) {
+    const m = maskFor(['KEY_EXCHANGE'], () => keyExchangeVerdict({ nid: 0, operation: 'KEY_EXCHANGE', key_type: kt }, settings));
+    if (!m.mask) continue;
+    rules.names.push(`${kt.toLowerCase()}:0x${m.mask.toString(16)}`);
+    rules.nids.push(`${nid}:0x${m.mask.toString(16)}`);
+    note(m.algorithm, m.blockedOps);
   }
   return rules;
 }

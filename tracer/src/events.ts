@@ -25,6 +25,11 @@ export interface RawCrypto extends RawBase {
   ln?: string;
   name?: string;
   key_bits?: number;
+  /** the EVP_PKEY of a sign/verify/derive init: key manager name, legacy NID and SN, EC curve SN */
+  key_type?: string;
+  key_nid?: number;
+  key_sn?: string;
+  key_curve?: string;
   internal: boolean;
   blocked: boolean;
   would_block: boolean;
@@ -55,6 +60,9 @@ export interface RawReady {
   /** true: kernel uprobe_multi links (6.6+); false: per-probe perf-event uprobes */
   uprobe_multi?: boolean;
   attach_ms: number;
+  /** the loader could measure OpenSSL's key struct offsets (key types / EC curves reported) */
+  key_types?: boolean;
+  ec_curves?: boolean;
   enforce: string;
   libcrypto: string;
 }
@@ -92,6 +100,10 @@ export interface CryptoOpEvent extends Common {
   /** library: called by libcrypto itself (BIO, DRBG, X.509 …), not by the application */
   caller: 'application' | 'library';
   key_bits?: number;
+  /** SIGN / VERIFY / KEY_EXCHANGE: the key's type (EC, X25519, RSA, RSA-PSS, ED25519, DH …) */
+  key_type?: string;
+  /** EC keys: the canonical curve (P-256 …) or OpenSSL's name when the table does not know it */
+  curve?: string;
   approved: boolean;
   allowed: boolean;
   action: Action;

@@ -6,8 +6,8 @@ import { existsSync, openSync, readSync, closeSync, readFileSync, readlinkSync }
 import path from 'node:path';
 import readline from 'node:readline';
 import { repoRoot } from '../../hsm-daemon/src/paths.js';
-import type { PolicySettings } from '../../hsm-daemon/src/policy/table.js';
-import { blockRules, classify, type EnforceMode, type NidInfo } from './classify.js';
+import { curveName, type PolicySettings } from '../../hsm-daemon/src/policy/table.js';
+import { blockRules, classify, keyType, type EnforceMode, type NidInfo } from './classify.js';
 import {
   decodeWaitStatus,
   fileType,
@@ -163,6 +163,9 @@ export function normalise(raw: RawEvent, settings: PolicySettings, procs: ProcCa
       if (c.openssl_name) e.openssl_name = c.openssl_name;
       if (raw.nid > 0) e.nid = raw.nid;
       if (raw.key_bits !== undefined) e.key_bits = raw.key_bits;
+      const kt = keyType(raw);
+      if (kt) e.key_type = kt;
+      if (raw.key_curve) e.curve = curveName(raw.key_curve) ?? raw.key_curve;
       if (raw.would_block) e.would_block = true;
       if (raw.exempt) e.exempt = true;
       if (c.remediation) e.remediation = c.remediation;

@@ -8,7 +8,8 @@ import { CKA, CKD, CKF, CKK, CKM, CKR } from '../pkcs11/constants.generated.js';
 import { CkError } from '../errors.js';
 import { keyTypeOf, optUlong, requireAttr, ulongAttr } from './attrs.js';
 import { DER, bufferedOperation, derRead, derTlv, expectNoParam, hashByCkm, paramInvalid } from './common.js';
-import { CURVES, bytesToInt, curveByOid, ecdsaSignDigest, ecdsaVerifyDigest, intToBytes, onCurve, type Curve } from './ecmath.js';
+import { CURVES, bytesToInt, curveByOid, ecVerifyKey, ecdsaSignDigest, intToBytes, onCurve, type Curve, type EcVerifyKey } from './ecmath.js';
+import { ecdsaVerifyOffloaded } from './ec-offload.js';
 import { b64u, cached, failed, fromB64u, generateKeyPairAsync, keyClassOf, pairwiseTest, signAsync, verifyAsync } from './keys.js';
 import type { AttrMap, KeyRef, Mechanism, MechanismFamily, MechanismInfo, OpKind, Operation } from './types.js';
 
@@ -83,6 +84,8 @@ interface EcKey {
   point: Buffer;
   priv?: KeyObject;
   pub: KeyObject;
+  /** Raw-ECDSA verification state (decoded point, precomputed tables), made on first use. */
+  vk?: EcVerifyKey;
 }
 
 function jwkFor(c: Curve, point: Buffer, d?: Buffer): JsonWebKey {
@@ -146,9 +149,8 @@ function ecdsaOp(kind: OpKind, mech: Mechanism, key: KeyRef | null): Operation {
       if (digest.length === 0 || digest.length > MAX_RAW_DIGEST) throw new CkError(CKR.DATA_LEN_RANGE);
       if (kind === 'sign') return ecdsaSignDigest(c, k.d!, digest);
       const sig = sigLenCheck(signature, sigLen);
-      const x = bytesToInt(k.point.subarray(1, 1 + c.size));
-      const y = bytesToInt(k.point.subarray(1 + c.size));
-      if (!(await ecdsaVerifyDigest(c, x, y, digest, sig))) throw new CkError(CKR.SIGNATURE_INVALID);
+      k.vk ??= ecVerifyKey(c, bytesToInt(k.point.subarray(1, 1 + c.size)), bytesToInt(k.point.subarray(1 + c.size)));
+      if (!(await ecdsaVerifyOffloaded(k.vk, digest, sig))) throw new CkError(CKR.SIGNATURE_INVALID);
       return Buffer.alloc(0);
     });
   }

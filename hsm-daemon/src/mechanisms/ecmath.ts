@@ -172,8 +172,8 @@ export function ecdsaSignDigest(c: Curve, d: bigint, digest: Buffer, hedge = tru
 
 // ---- Verification: public data only, so variable-time arithmetic is fine. ----
 // u1·G + u2·Q in Jacobian coordinates on y^2 = x^3 - 3x + b (Z = 0 is infinity):
-//  - u1·G uses a per-curve fixed-base comb: table[i][j-1] = j·2^(8i)·G in affine form,
-//    so u1·G costs one mixed addition per nonzero byte of u1 and no doublings;
+//  - u1·G uses a per-curve fixed-base comb: table[i][j-1] = j·2^(6i)·G in affine form,
+//    so u1·G costs one mixed addition per nonzero 6-bit window of u1 and no doublings;
 //  - u2·Q uses width-5 wNAF over cached odd multiples of Q (Q, 3Q, .., 15Q), or, once a
 //    key has been used a few times, a per-key comb like G's (4-bit windows).
 
@@ -325,7 +325,7 @@ const G_COMB = new Map<string, Comb>();
 function gComb(c: Curve): Comb {
   let t = G_COMB.get(c.name);
   if (!t) {
-    t = buildComb(c, c.gx, c.gy, 8);
+    t = buildComb(c, c.gx, c.gy, 6);
     G_COMB.set(c.name, t);
   }
   return t;

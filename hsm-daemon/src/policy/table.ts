@@ -507,7 +507,8 @@ export const POLICY_TABLE: readonly PolicyRow[] = [
     status: 'approved',
     reason: 'SP 800-56A Rev.3 ECC CDH on SP 800-186 curves',
     mechanisms: [CKM.ECDH1_DERIVE, CKM.ECDH1_COFACTOR_DERIVE],
-    openssl: [],
+    // EVP_PKEY_derive on an EC key (craton-trace names it ECDH; the curve comes in PolicyContext)
+    openssl: [{ names: ['ECDH'] }],
     size: 'ec',
   },
   {
@@ -524,7 +525,7 @@ export const POLICY_TABLE: readonly PolicyRow[] = [
     status: 'non-approved',
     reason: 'FFC DH is approved only with SP 800-56A Rev.3 safe-prime groups, which this module does not offer',
     mechanisms: [CKM.DH_PKCS_KEY_PAIR_GEN, CKM.DH_PKCS_DERIVE, CKM.X9_42_DH_KEY_PAIR_GEN, CKM.X9_42_DH_DERIVE],
-    openssl: [ids(28, 'dhKeyAgreement', 'DH')],
+    openssl: [ids(28, 'dhKeyAgreement', 'DH'), ids(920, 'dhpublicnumber', 'DHX', 'X9.42 DH')],
   },
   {
     algorithm: 'HKDF',

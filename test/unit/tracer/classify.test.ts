@@ -52,7 +52,7 @@ describe('classify (daemon policy table)', () => {
     if (!approved || action !== 'ALLOWED') expect(c.remediation).toBeTruthy();
   });
 
-  it('sign/verify digests are judged by the digest row (the key type is not captured)', () => {
+  it('sign/verify digests without a key type are judged by the digest row', () => {
     const v = raw({ probe: 'EVP_DigestVerifyInit', operation: 'VERIFY', nid: 64, sn: 'SHA1' });
     expect(classify(v, S()).algorithm).toBe('SHA-1');
     expect(classify(v, S()).allowed).toBe(false);
@@ -117,5 +117,46 @@ describe('strict-mode block rules', () => {
   it('follows the settings: fips_approved_only = false leaves only gated modes (AES-ECB)', () => {
     expect(blockRules(NIDS, S({ fips_approved_only: false })).nids.map((n) => n.split(':')[0])).toEqual(['418']);
     expect(blockRules(NIDS, S({ fips_approved_only: false, allow_aes_ecb: true })).nids).toEqual([]);
+  });
+});
+
+describe('key types (EVP_PKEY of sign/verify/derive inits)', () => {
+  const kex = (over: Partial<RawCrypto>) => raw({ probe: 'EVP_PKEY_derive_init_ex', operation: 'KEY_EXCHANGE', ...over });
+  it('KEY_EXCHANGE: X25519 is non-approved, ECDH on P-256/P-384/P-521 approved, DH non-approved', () => {
+    expect(classify(kex({ nid: 1034, name: 'X25519', key_type: 'X25519', key_nid: 1034 }), S())).toMatchObject({ algorithm: 'X25519', approved: false, action: 'WARNED' });
+    for (const c of ['prime256v1', 'secp384r1', 'secp521r1'])
+      expect(classify(kex({ nid: 408, name: 'EC', key_type: 'EC', key_curve: c }), S())).toMatchObject({ algorithm: 'ECDH', approved: true, action: 'ALLOWED' });
+    expect(classify(kex({ nid: 408, name: 'EC', key_type: 'EC', key_curve: 'secp256k1' }), S())).toMatchObject({ algorithm: 'ECDH', approved: false, action: 'WARNED' });
+    expect(classify(kex({ nid: 28, name: 'DH', key_type: 'DH' }), S())).toMatchObject({ algorithm: 'DH', approved: false });
+    expect(classify(kex({ nid: 920, name: 'DHX', key_type: 'DHX' }), S())).toMatchObject({ algorithm: 'DH', approved: false });
+    // a legacy key: only its NID
+    expect(classify(kex({ nid: 1034, key_nid: 1034, key_sn: 'X25519' }), S())).toMatchObject({ algorithm: 'X25519', approved: false });
+  });
+  it('SIGN/VERIFY with SHA-1 on an EC key: verify-only, allowed for VERIFY only with allow_sha1_verify', () => {
+    const sig = (operation: 'SIGN' | 'VERIFY') => raw({ probe: `EVP_Digest${operation === 'SIGN' ? 'Sign' : 'Verify'}Init_ex`, operation, name: 'sha1', key_type: 'EC', key_curve: 'prime256v1' });
+    expect(classify(sig('VERIFY'), S())).toMatchObject({ algorithm: 'ECDSA with SHA-1', approved: false, allowed: false, action: 'WARNED' });
+    expect(classify(sig('VERIFY'), S({ allow_sha1_verify: true }))).toMatchObject({ algorithm: 'ECDSA with SHA-1', approved: true, allowed: true, action: 'ALLOWED' });
+    expect(classify(sig('SIGN'), S({ allow_sha1_verify: true }))).toMatchObject({ algorithm: 'ECDSA with SHA-1', approved: false, allowed: false, action: 'WARNED' });
+  });
+  it('SIGN with approved digests and key types: RSA, RSA-PSS, EC, Ed25519; MD5 stays the digest verdict', () => {
+    const s = (over: Partial<RawCrypto>) => classify(raw({ probe: 'EVP_DigestSignInit', operation: 'SIGN', ...over }), S());
+    expect(s({ nid: 672, sn: 'SHA256', key_type: 'RSA' })).toMatchObject({ algorithm: 'RSA-PKCS1-v1_5 with SHA-256', approved: true });
+    expect(s({ nid: 672, sn: 'SHA256', key_type: 'RSA-PSS' })).toMatchObject({ algorithm: 'RSA-PSS with SHA-256', approved: true });
+    expect(s({ nid: 673, sn: 'SHA384', key_type: 'EC', key_curve: 'secp384r1' })).toMatchObject({ algorithm: 'ECDSA with SHA-384', approved: true });
+    expect(s({ key_type: 'ED25519' })).toMatchObject({ algorithm: 'EdDSA', approved: true });
+    expect(s({ nid: 64, sn: 'SHA1', key_type: 'RSA' })).toMatchObject({ algorithm: 'RSA-PKCS1-v1_5 with SHA-1', approved: false });
+    expect(s({ nid: 4, sn: 'MD5', key_type: 'RSA' })).toMatchObject({ algorithm: 'MD5', approved: false });
+  });
+  it('block rules: X25519/DH key agreement stopped by name and NID; SHA-1 VERIFY passes with allow_sha1_verify', () => {
+    const r = blockRules(NIDS, S());
+    expect(ruleMask(r.names, 'x25519')! & bit('KEY_EXCHANGE')).toBeTruthy();
+    expect(ruleMask(r.nids, '1034')! & bit('KEY_EXCHANGE')).toBeTruthy();
+    expect(ruleMask(r.names, 'dh')! & bit('KEY_EXCHANGE')).toBeTruthy();
+    expect(ruleMask(r.names, 'ec')).toBeUndefined();
+    expect(ruleMask(r.nids, '64')! & bit('VERIFY')).toBeTruthy();
+    const lax = blockRules(NIDS, S({ allow_sha1_verify: true }));
+    expect(ruleMask(lax.nids, '64')! & bit('VERIFY')).toBe(0);
+    expect(ruleMask(lax.nids, '64')! & bit('SIGN')).toBeTruthy();
+    expect(ruleMask(lax.names, 'sha1')! & bit('VERIFY')).toBe(0);
   });
 });
