@@ -359,8 +359,7 @@ export async function keyDelete(ctx: AdminContext, args: Args, pid: number) {
     if (!o) throw new CkError(CKR.OBJECT_HANDLE_INVALID, `no token object with uid ${uid} in slot ${slot}`);
     if (readBool(o.attrs.get(CKA.DESTROYABLE)) === false) throw new CkError(CKR.ACTION_PROHIBITED, 'the object is not destroyable (CKA_DESTROYABLE false)');
     const described = describeObject(ctx, o);
-    await t.destroyObject(o);
-    ctx.core.gcm.forget(o);
+    await t.destroyObject(o); // its GCM counter goes with it (Token.onObjectGone)
     return { deleted: described };
   });
 }

@@ -1,10 +1,10 @@
 // AES: key generation, the block modes, GCM, CCM (aes-ccm.ts), RFC 3394/5649 key wrap and CMAC.
 import { createCipheriv, createDecipheriv, type Cipher, type CipherGCMTypes, type Decipher } from 'node:crypto';
-import { CKA, CKF, CKK, CKM, CKO, CKR } from '../pkcs11/constants.generated.js';
+import { CKA, CKF, CKK, CKM, CKR } from '../pkcs11/constants.generated.js';
 import { CkError } from '../errors.js';
 import { randomBytes } from '../drbg/index.js';
-import { keyTypeOf, optUlong, readUlong, ulongAttr } from './attrs.js';
-import { EMPTY, bufferedOperation, expectNoParam, paramInvalid, ulongsFromBytes } from './common.js';
+import { keyTypeOf, optUlong, ulongAttr } from './attrs.js';
+import { EMPTY, bufferedOperation, expectNoParam, paramInvalid, ulongsFromBytes, unwrapSecretValue, wrapSecretValue } from './common.js';
 import { macOperation } from './hmac.js';
 import { ccmOp } from './aes-ccm.js';
 import type { AttrMap, GeneratedKey, KeyRef, Mechanism, MechanismFamily, MechanismInfo, OpKind, Operation } from './types.js';
@@ -314,30 +314,11 @@ export class AesFamily implements MechanismFamily {
 
   /** Secret keys only: their CKA_VALUE is what gets wrapped. */
   async wrap(mech: Mechanism, wrappingKey: KeyRef, key: KeyRef): Promise<Buffer> {
-    const cls = key.attrs.get(CKA.CLASS);
-    const value = key.attrs.get(CKA.VALUE);
-    if ((cls && readUlong(cls) !== CKO.SECRET_KEY) || !value) throw new CkError(CKR.KEY_NOT_WRAPPABLE);
-    const op = this.wrapOp('encrypt', mech, wrappingKey);
-    try {
-      return await op.oneShot(value);
-    } catch (e) {
-      if (e instanceof CkError && e.rv === CKR.DATA_LEN_RANGE) throw new CkError(CKR.KEY_SIZE_RANGE, 'key length does not suit this wrapping mechanism');
-      throw e;
-    }
+    return wrapSecretValue(key, () => this.wrapOp('encrypt', mech, wrappingKey), 'key length does not suit this wrapping mechanism');
   }
 
   async unwrap(mech: Mechanism, unwrappingKey: KeyRef, wrapped: Buffer, template: AttrMap): Promise<AttrMap> {
-    const cls = optUlong(template, CKA.CLASS);
-    if (cls !== undefined && cls !== CKO.SECRET_KEY) throw new CkError(CKR.TEMPLATE_INCONSISTENT, 'AES unwraps secret keys only');
-    const op = this.wrapOp('decrypt', mech, unwrappingKey);
-    let value: Buffer;
-    try {
-      value = await op.oneShot(wrapped);
-    } catch (e) {
-      if (e instanceof CkError && e.rv === CKR.ENCRYPTED_DATA_LEN_RANGE) throw new CkError(CKR.WRAPPED_KEY_LEN_RANGE);
-      if (e instanceof CkError && e.rv === CKR.ENCRYPTED_DATA_INVALID) throw new CkError(CKR.WRAPPED_KEY_INVALID);
-      throw e;
-    }
+    let value = await unwrapSecretValue(template, 'AES', () => this.wrapOp('decrypt', mech, unwrappingKey), wrapped);
     // Unpadded modes return whole blocks; CKA_VALUE_LEN says how much is key.
     const want = optUlong(template, CKA.VALUE_LEN);
     if (want !== undefined) {

@@ -1,9 +1,10 @@
 // Pieces every family shares: the hash table (one place that knows which PKCS#11
 // digest is which node hash), parameter checks, and operation shells.
 import { timingSafeEqual } from 'node:crypto';
-import { CKG, CKM, CKR } from '../pkcs11/constants.generated.js';
+import { CKA, CKG, CKM, CKO, CKR } from '../pkcs11/constants.generated.js';
 import { CkError } from '../errors.js';
-import type { Mechanism, Operation } from './types.js';
+import type { AttrMap, KeyRef, Mechanism, Operation } from './types.js';
+import { optUlong, readUlong } from './attrs.js';
 
 export const EMPTY = Buffer.alloc(0);
 
@@ -157,4 +158,36 @@ export function digestInfoHash(data: Buffer): HashAlg | undefined {
     if (prefix.equals(data.subarray(0, prefix.length))) return h;
   }
   return undefined;
+}
+
+// ---- key wrapping shells (AES-KW/KWP/CBC and RSA key transport share them) ----
+
+/** Wraps a secret key's CKA_VALUE with an encrypt operation built for the wrapping key;
+ * only secret keys are wrappable by the families that use this. */
+export async function wrapSecretValue(key: KeyRef, op: () => Operation, tooLong: string): Promise<Buffer> {
+  const cls = key.attrs.get(CKA.CLASS);
+  const value = key.attrs.get(CKA.VALUE);
+  if ((cls && readUlong(cls) !== CKO.SECRET_KEY) || !value) throw new CkError(CKR.KEY_NOT_WRAPPABLE);
+  const encrypt = op();
+  try {
+    return await encrypt.oneShot(value);
+  } catch (e) {
+    if (e instanceof CkError && e.rv === CKR.DATA_LEN_RANGE) throw new CkError(CKR.KEY_SIZE_RANGE, tooLong);
+    throw e;
+  }
+}
+
+/** Unwraps to a secret key value with a decrypt operation, mapping cipher errors to the
+ * wrapped-key codes C_UnwrapKey must return. */
+export async function unwrapSecretValue(template: AttrMap, family: string, op: () => Operation, wrapped: Buffer): Promise<Buffer> {
+  const cls = optUlong(template, CKA.CLASS);
+  if (cls !== undefined && cls !== CKO.SECRET_KEY) throw new CkError(CKR.TEMPLATE_INCONSISTENT, `${family} unwraps secret keys only`);
+  const decrypt = op();
+  try {
+    return await decrypt.oneShot(wrapped);
+  } catch (e) {
+    if (e instanceof CkError && e.rv === CKR.ENCRYPTED_DATA_LEN_RANGE) throw new CkError(CKR.WRAPPED_KEY_LEN_RANGE);
+    if (e instanceof CkError && e.rv === CKR.ENCRYPTED_DATA_INVALID) throw new CkError(CKR.WRAPPED_KEY_INVALID);
+    throw e;
+  }
 }

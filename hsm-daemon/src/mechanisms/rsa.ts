@@ -4,11 +4,11 @@
 // pre-hashed mechanisms work; the private exponentiation itself is OpenSSL's
 // (with its blinding), run on worker threads.
 import { constants, createHash, createPrivateKey, createPublicKey, publicEncrypt, timingSafeEqual, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { CKA, CKF, CKK, CKM, CKO, CKR, CKZ } from '../pkcs11/constants.generated.js';
+import { CKA, CKF, CKK, CKM, CKR, CKZ } from '../pkcs11/constants.generated.js';
 import { CkError } from '../errors.js';
 import { randomBytes } from '../drbg/index.js';
-import { keyTypeOf, optUlong, readUlong, requireAttr, ulongAttr } from './attrs.js';
-import { EMPTY, bufferedOperation, digestInfo, expectNoParam, hashByCkm, hashByMgf, paramInvalid, ulongsFromBytes, type HashAlg } from './common.js';
+import { keyTypeOf, optUlong, requireAttr, ulongAttr } from './attrs.js';
+import { EMPTY, bufferedOperation, digestInfo, expectNoParam, hashByCkm, hashByMgf, paramInvalid, ulongsFromBytes, unwrapSecretValue, wrapSecretValue, type HashAlg } from './common.js';
 import { bytesToInt } from './ecmath.js';
 import { b64u, cached, fromB64u, generateKeyPairAsync, keyClassOf, pairwiseTest } from './keys.js';
 import { privateDecryptOffloaded } from './offload.js';
@@ -416,29 +416,12 @@ export class RsaFamily implements MechanismFamily {
 
   /** Key transport of secret keys (their CKA_VALUE). */
   async wrap(mech: Mechanism, wrappingKey: KeyRef, key: KeyRef): Promise<Buffer> {
-    const cls = key.attrs.get(CKA.CLASS);
-    const value = key.attrs.get(CKA.VALUE);
-    if ((cls && readUlong(cls) !== CKO.SECRET_KEY) || !value) throw new CkError(CKR.KEY_NOT_WRAPPABLE);
-    const op = this.transportOp('encrypt', mech, wrappingKey);
-    try {
-      return await op.oneShot(value);
-    } catch (e) {
-      if (e instanceof CkError && e.rv === CKR.DATA_LEN_RANGE) throw new CkError(CKR.KEY_SIZE_RANGE, 'key too long for this wrapping key');
-      throw e;
-    }
+    return wrapSecretValue(key, () => this.transportOp('encrypt', mech, wrappingKey), 'key too long for this wrapping key');
   }
 
   async unwrap(mech: Mechanism, unwrappingKey: KeyRef, wrapped: Buffer, template: AttrMap): Promise<AttrMap> {
-    const cls = optUlong(template, CKA.CLASS);
-    if (cls !== undefined && cls !== CKO.SECRET_KEY) throw new CkError(CKR.TEMPLATE_INCONSISTENT, 'RSA unwraps secret keys only');
-    const op = this.transportOp('decrypt', mech, unwrappingKey);
-    try {
-      return new Map([[CKA.VALUE, await op.oneShot(wrapped)]]);
-    } catch (e) {
-      if (e instanceof CkError && e.rv === CKR.ENCRYPTED_DATA_LEN_RANGE) throw new CkError(CKR.WRAPPED_KEY_LEN_RANGE);
-      if (e instanceof CkError && e.rv === CKR.ENCRYPTED_DATA_INVALID) throw new CkError(CKR.WRAPPED_KEY_INVALID);
-      throw e;
-    }
+    const value = await unwrapSecretValue(template, 'RSA', () => this.transportOp('decrypt', mech, unwrappingKey), wrapped);
+    return new Map([[CKA.VALUE, value]]);
   }
 
   private transportOp(kind: 'encrypt' | 'decrypt', mech: Mechanism, key: KeyRef): Operation {
