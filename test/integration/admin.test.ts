@@ -2,7 +2,8 @@
 // selftest, token init|info, key list|delete, pin change|reset, the peer (SO_PEERCRED)
 // refusal, exit codes, and the audit entry every admin action leaves.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { CKA, CKF, CKM, CKU } from '../../hsm-daemon/src/pkcs11/index.js';
@@ -353,8 +354,25 @@ describe('PINs', () => {
 
 describe('access control', () => {
   const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+  // uid 65534 must be able to run the CLI itself, wherever this checkout lives (a clone in a
+  // 0700 temporary directory is not readable by it): run it from a world-readable copy of
+  // what the CLI loads, so the only thing refusing it is the admin socket.
+  let nobodyBin = ADMIN_BIN;
+  let nobodyRoot: string | undefined;
+  beforeAll(() => {
+    if (process.getuid?.() !== 0) return;
+    nobodyRoot = mkdtempSync(path.join(os.tmpdir(), 'craton-admin-nobody-'));
+    chmodSync(nobodyRoot, 0o755);
+    for (const p of ['bin', 'dist', 'config', 'package.json', 'node_modules/commander', 'node_modules/smol-toml']) {
+      cpSync(path.join(REPO_ROOT, p), path.join(nobodyRoot, p), { recursive: true });
+    }
+    nobodyBin = path.join(nobodyRoot, 'bin', 'craton-hsm-admin');
+  });
+  afterAll(() => {
+    if (nobodyRoot) rmSync(nobodyRoot, { recursive: true, force: true });
+  });
   const asNobody = (args: string[]) =>
-    runCli('setpriv', [...NOBODY, process.execPath, ADMIN_BIN, '--data-dir', d.dataDir, '--socket', d.socketPath, ...args], {
+    runCli('setpriv', [...NOBODY, process.execPath, nobodyBin, '--data-dir', d.dataDir, '--socket', d.socketPath, ...args], {
       env: { ...process.env, CRATON_HSM_CONFIG: '' },
       timeoutMs: 30_000,
     });
