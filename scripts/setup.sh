@@ -42,6 +42,7 @@ apt_pkgs=(
   openssh-client                           # ssh-keygen -D, ssh-agent/ssh-add
   valgrind                                 # memcheck test of a client run
   rsyslog                                  # deploy test: rsyslogd -N1 checks the SIEM shipping config
+  chromium                                 # evidence test: renders the offline HTML report headless
 )
 # --- eBPF tracer (tracer/, craton-trace): BPF compiler, libbpf, bpftool (skeleton and
 # vmlinux.h from the running kernel's BTF), libelf/zlib for libbpf, libssl-dev for the
