@@ -35,7 +35,9 @@ export function adminCall(socketPath: string, cmd: AdminCommand, args: Record<st
   const timeoutMs = opts.timeoutMs ?? 120_000;
   return new Promise((resolve, reject) => {
     const s = net.createConnection({ path: socketPath });
-    let buf: Buffer = Buffer.alloc(0);
+    // Chunks of the response line so far (joined once: a backup response is many MiB).
+    const parts: Buffer[] = [];
+    let received = 0;
     let settled = false;
     const finish = (err: CliError | null, value?: unknown) => {
       if (settled) return;
@@ -60,15 +62,16 @@ export function adminCall(socketPath: string, cmd: AdminCommand, args: Record<st
       }
     });
     s.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      const nl = buf.indexOf(0x0a);
-      if (nl < 0) {
-        if (buf.length > 64 * MAX_LINE_BYTES) finish(new CliError('admin socket: response too long', EXIT.FAILED));
+      const nlInChunk = chunk.indexOf(0x0a);
+      parts.push(nlInChunk < 0 ? chunk : chunk.subarray(0, nlInChunk));
+      received += nlInChunk < 0 ? chunk.length : nlInChunk;
+      if (nlInChunk < 0) {
+        if (received > MAX_LINE_BYTES) finish(new CliError('admin socket: response too long', EXIT.FAILED));
         return;
       }
       let r: AdminResponse;
       try {
-        r = JSON.parse(buf.subarray(0, nl).toString('utf8')) as AdminResponse;
+        r = JSON.parse(Buffer.concat(parts).toString('utf8')) as AdminResponse;
       } catch {
         finish(new CliError('admin socket: the daemon sent something that is not JSON', EXIT.FAILED));
         return;

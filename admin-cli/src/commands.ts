@@ -10,6 +10,7 @@ import type { Config } from '../../hsm-daemon/src/config/types.js';
 import type { AdminCommand } from '../../hsm-daemon/src/admin/protocol.js';
 import { CliError, EXIT, adminCall } from './client.js';
 import { PIN_SOURCE_HELP, PinReader, type PinSourceOptions } from './pins.js';
+import { registerKeyImport } from './keys/commands.js';
 
 export interface AdminGlobals {
   config?: string;
@@ -311,7 +312,7 @@ export function registerAdminCommands(program: Command, configFrom: ConfigFrom, 
   // key ----------------------------------------------------------------------------------
   const key = program
     .command('key')
-    .description('list and delete token objects')
+    .description('list, import and delete token objects')
     .addOption(new Option('--json', 'machine-readable output'));
 
   pinOptions(
@@ -355,6 +356,8 @@ export function registerAdminCommands(program: Command, configFrom: ConfigFrom, 
       out(`deleted ${d.class.replace(/^CKO_/, '')} ${d.uid} (label "${d.label}", id ${d.id || '-'}) from slot ${d.slot}`);
     }),
   );
+
+  registerKeyImport(key, run, call);
 
   // pin ----------------------------------------------------------------------------------
   const pin = program

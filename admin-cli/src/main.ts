@@ -8,6 +8,9 @@ import { ConfigError, loadConfig } from '../../hsm-daemon/src/config/load.js';
 import type { Config, ConfigOverrides } from '../../hsm-daemon/src/config/types.js';
 import { registerAuditCommands } from './audit/commands.js';
 import { registerAdminCommands } from './commands.js';
+import { registerBackupCommands } from './backup.js';
+import { registerEvidenceCommands } from './evidence/commands.js';
+import { registerMigrateCommand } from './migrate/command.js';
 
 interface GlobalOptions {
   config?: string;
@@ -49,6 +52,9 @@ export function buildProgram(): Command {
 
   registerAdminCommands(program, configFrom, socketAnswers);
   registerAuditCommands(program, configFrom);
+  registerBackupCommands(program, configFrom);
+  registerEvidenceCommands(program, configFrom);
+  registerMigrateCommand(program, configFrom, socketAnswers);
 
   return program;
 }

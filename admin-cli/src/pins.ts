@@ -20,7 +20,7 @@ function readStdin(): string {
 }
 
 /** Prompts on the terminal (standard input) with echo off. */
-function promptHidden(prompt: string): Promise<string> {
+export function promptHidden(prompt: string): Promise<string> {
   const stdin = process.stdin;
   return new Promise((resolve, reject) => {
     process.stderr.write(prompt);

@@ -8,6 +8,9 @@ import { onErrorState, type Safety } from './selftest/index.js';
 import type { GcmNonceGuard } from './nonce/guard.js';
 import type { Token } from './token/token.js';
 import type { PolicyEnforcer } from './policy/enforcer.js';
+import type { AnomalyMonitor } from './anomaly/index.js';
+import { onAlertRaised } from './alerts/index.js';
+import { policyFingerprint } from './policy/fingerprint.js';
 
 export function connectEvents(opts: { audit: AuditLog; safety: Safety; gcm: GcmNonceGuard; tokens: Token[]; policy: PolicyEnforcer }): void {
   const { audit } = opts;
@@ -28,6 +31,26 @@ export function connectEvents(opts: { audit: AuditLog; safety: Safety; gcm: GcmN
     failed: report.kats.filter((k) => !k.ok).map((k) => k.name),
     integrity: report.integrity.ok,
     drbg: report.drbg.ok,
+    tests: report.kats.map((k) => k.name),
+    duration_ms: report.durationMs,
+  });
+  // The policy in force, fingerprinted, at start and after every reload that changes it
+  // (craton-hsm-admin evidence names the policy of a period from these entries).
+  let policyHash = '';
+  const recordPolicy = (reason: string): void => {
+    const fp = policyFingerprint(opts.policy.settings);
+    if (fp.policy_hash === policyHash) return;
+    policyHash = fp.policy_hash;
+    void audit.recordEvent('PolicyInForce', { reason, ...fp });
+  };
+  recordPolicy('startup');
+  // reload/index.ts applies SIGHUP synchronously in its own listener; look afterwards.
+  process.on('SIGHUP', () => setImmediate(() => recordPolicy('reload')));
+  // Every alert raised reaches the log too (evidence reports them); not the audit log's own
+  // failure alert while the log is down: that entry cannot be written, and Recovery says it.
+  onAlertRaised((a) => {
+    if (a.kind === 'audit_failure' || !audit.healthy()) return;
+    void audit.recordEvent('AlertRaised', { kind: a.kind, severity: a.severity, summary: a.summary, dedup_key: a.dedupKey });
   });
   onErrorState((e) => void audit.recordEvent('ErrorState', { kind: e.kind, reason: e.reason }));
 
@@ -78,4 +101,34 @@ export function connectEvents(opts: { audit: AuditLog; safety: Safety; gcm: GcmN
     t.events.on('pin_locked', (e) => void audit.recordEvent('Lockout', { ...e }));
     t.events.on('pin_unlocked', (e) => void audit.recordEvent('Unlock', { ...e }));
   }
+}
+
+/** Usage anomalies (anomaly/): each finding is an audit entry and an alert; a deviation that
+ * ends (rate back in band, failures back under the threshold) resolves its alert. */
+export function connectAnomaly(audit: AuditLog, anomaly: AnomalyMonitor): void {
+  anomaly.onFinding((f) => {
+    if (f.action === 'resolve') {
+      void audit.recordEvent('UsageAnomalyResolved', { anomaly: f.kind, client: f.client, key: f.key?.id ?? null, explanation: f.deviation });
+      getAlerts().resolve(f.dedupKey, f.summary);
+      return;
+    }
+    void audit.recordEvent('UsageAnomaly', {
+      anomaly: f.kind,
+      severity: f.severity,
+      client: f.client,
+      key: f.key ?? null,
+      mechanism: f.mechanism ?? null,
+      call: f.call ?? null,
+      baseline: f.baseline,
+      observed: f.observed,
+      explanation: f.deviation,
+    });
+    raiseAlert({
+      kind: `anomaly_${f.kind}`,
+      severity: f.severity === 'info' ? 'warning' : f.severity,
+      summary: f.summary,
+      details: { anomaly: f.kind, client: f.client, key: f.key ?? null, mechanism: f.mechanism ?? null, baseline: f.baseline, observed: f.observed, explanation: f.deviation },
+      dedupKey: f.dedupKey,
+    });
+  });
 }

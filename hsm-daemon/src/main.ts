@@ -17,7 +17,8 @@ import { startWireServer } from './wire/server.js';
 import { repoRoot } from './paths.js';
 import { startSafety } from './selftest/index.js';
 import { attachAudit } from './audit/index.js';
-import { connectEvents } from './events.js';
+import { connectAnomaly, connectEvents } from './events.js';
+import { startAnomaly } from './anomaly/index.js';
 import { startAdminServer } from './admin/server.js';
 import { startMetrics } from './metrics/index.js';
 import { installService } from './reload/index.js';
@@ -70,6 +71,8 @@ async function main(): Promise<void> {
   const audit = await attachAudit(dispatcher, config, log);
   const safety = await startSafety({ config, log, dispatcher, testFaults: opts.testFaults === true });
   connectEvents({ audit, safety, gcm: core.gcm, tokens, policy: core.policy });
+  const anomaly = startAnomaly({ config, dispatcher, tokens, log });
+  connectAnomaly(audit, anomaly);
   const server = await startWireServer({
     socketPath: config.daemon.socket_path,
     limits: config.limits,
@@ -78,7 +81,7 @@ async function main(): Promise<void> {
     log,
   });
   const adminServer = await startAdminServer({ config, core, audit, safety, log, connections: () => server.connectionCount() });
-  const metrics = await startMetrics({ config, log, core, dispatcher, audit, safety });
+  const metrics = await startMetrics({ config, log, core, dispatcher, audit, safety, anomaly });
 
   const modulePath = path.join(repoRoot(), 'build', 'libcraton_hsm.so');
   if (!existsSync(modulePath)) log('warn', `${modulePath} is missing; run npm run build so applications can load the module`);
@@ -91,6 +94,7 @@ async function main(): Promise<void> {
     await metrics.close();
     await server.close();
     await adminServer.close();
+    await anomaly.close();
     await audit.close();
     process.exit(0);
   };

@@ -8,6 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { CKA, CKF, CKM, CKU } from '../../hsm-daemon/src/pkcs11/index.js';
 import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { MAX_LINE_BYTES } from '../../hsm-daemon/src/admin/protocol.js';
 import { describeRun, loadModule, pkcs11js, runCli, type CliResult } from '../helpers/module.js';
 import { p11ok, p11tool } from '../helpers/p11tool.js';
 
@@ -111,7 +112,7 @@ describe('admin protocol', () => {
   });
 
   it('closes a connection whose line is too long', async () => {
-    const r = await raw(['x'.repeat(70_000)], 1);
+    const r = await raw(['x'.repeat(MAX_LINE_BYTES + 1)], 1);
     expect(r[0]).toMatchObject({ ok: false, error: { code: 'LINE_TOO_LONG' } });
   });
 });

@@ -4,7 +4,7 @@
 // caller IV reuse refused under caller_iv = "reject_reuse", session keys counted too.
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CKA, CKF, CKM, CKO, CKR, CKU, rvName } from '../../hsm-daemon/src/pkcs11/index.js';
 import { startDaemon, REPO_ROOT, MODULE_PATH, type Daemon } from '../helpers/daemon.js';
@@ -155,6 +155,34 @@ describe('GCM invocation limit', () => {
     for (let i = 0; i < 20; i++) encrypt(r, key, ivOf(i));
     expectRv(() => r.m.p11.C_EncryptInit(r.s, gcm(ivOf(99)), key), CKR.KEY_FUNCTION_NOT_PERMITTED);
     expect(() => reservedOnDisk(r.d)).toThrow(); // nothing written for session keys
+  });
+});
+
+describe('C_WrapKey with CKM_AES_GCM is a GCM invocation too', () => {
+  const aes = (r: Running, label: string, attrs: Array<{ type: number; value: unknown }>) =>
+    r.m.p11.C_GenerateKey(r.s, { mechanism: CKM.AES_KEY_GEN }, [{ type: CKA.VALUE_LEN, value: 32 }, { type: CKA.TOKEN, value: true }, { type: CKA.LABEL, value: label }, ...attrs] as never);
+
+  it('counts each wrap against the wrapping key and refuses a reused IV (reject_reuse)', async () => {
+    const r = await up(`[nonce]\ngcm_invocation_limit = 3\ncaller_iv = "reject_reuse"\n`, undefined, true);
+    const kek = aes(r, 'gcm-kek', [{ type: CKA.WRAP, value: true }, { type: CKA.UNWRAP, value: true }]);
+    const target = aes(r, 'gcm-wrapped', [{ type: CKA.EXTRACTABLE, value: true }]);
+    const wrap = (iv: Buffer) => Buffer.from(r.m.p11.C_WrapKey(r.s, gcm(iv), kek, target, Buffer.alloc(64)));
+    const wrapped = wrap(ivOf(1));
+    expect(wrapped.length).toBe(32 + 16);
+    expect(only(reservedOnDisk(r.d))).toBe(1);
+    expectRv(() => wrap(ivOf(1)), CKR.MECHANISM_PARAM_INVALID); // same (key, IV) as the first wrap
+    wrap(ivOf(2));
+    encrypt(r, kek, ivOf(3)); // wraps and encryptions share the key's one budget
+    expect(only(reservedOnDisk(r.d))).toBe(3);
+    expectRv(() => wrap(ivOf(4)), CKR.KEY_FUNCTION_NOT_PERMITTED);
+  });
+
+  it('caller_iv = "generate": a GCM wrap is refused (the reply cannot carry the generated IV)', async () => {
+    const r = await up(`[nonce]\ncaller_iv = "generate"\n`, undefined, true);
+    const kek = aes(r, 'gcm-kek', [{ type: CKA.WRAP, value: true }]);
+    const target = aes(r, 'gcm-wrapped', [{ type: CKA.EXTRACTABLE, value: true }]);
+    expectRv(() => r.m.p11.C_WrapKey(r.s, gcm(Buffer.alloc(12)), kek, target, Buffer.alloc(64)), CKR.MECHANISM_PARAM_INVALID);
+    expect(existsSync(path.join(r.d.dataDir, 'nonce', 'gcm-counters.json')) ? Object.keys(reservedOnDisk(r.d)) : []).toEqual([]);
   });
 });
 

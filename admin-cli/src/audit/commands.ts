@@ -11,11 +11,11 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command, Option } from 'commander';
 import type { Config } from '../../../hsm-daemon/src/config/types.js';
-import { CHECKPOINT_PUB_FILE, readCheckpointPublicKey, type SignedCheckpoint } from '../../../hsm-daemon/src/audit/checkpoint.js';
+import { CHECKPOINT_PUB_FILE, readCheckpointKeyring, readCheckpointPublicKey, type SignedCheckpoint } from '../../../hsm-daemon/src/audit/checkpoint.js';
 import { seedHash } from '../../../hsm-daemon/src/audit/entry.js';
 import { discoverSegments, headFile, parseEntryLine, type ParsedEntry } from '../../../hsm-daemon/src/audit/segments.js';
 import { HMAC_INITIAL_FILE } from '../../../hsm-daemon/src/audit/writer.js';
-import { completeLength, verifySegments } from '../../../hsm-daemon/src/audit/verify.js';
+import { completeLength, verifySegments, type VerifyOptions } from '../../../hsm-daemon/src/audit/verify.js';
 import { adminCall, CliError as AdminCliError, EXIT } from '../client.js';
 
 interface AuditGlobals {
@@ -28,7 +28,7 @@ interface AuditGlobals {
 
 type ConfigFrom = (opts: AuditGlobals) => Config;
 
-class CliError extends Error {
+export class CliError extends Error {
   constructor(
     message: string,
     readonly code: number,
@@ -39,7 +39,7 @@ class CliError extends Error {
 
 const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : s + '\n');
 
-function segmentsFor(c: Config, explicit: string[]): string[] {
+export function segmentsFor(c: Config, explicit: string[]): string[] {
   if (explicit.length > 0) {
     for (const f of explicit) if (!existsSync(f)) throw new CliError(`${f}: no such file`, 3);
     return explicit.map((f) => path.resolve(f));
@@ -81,7 +81,7 @@ function lastEntries(files: string[], n: number): string[] {
   return acc.slice(-n);
 }
 
-async function* entriesOf(files: string[]): AsyncGenerator<{ file: string; line: number; text: string; entry: ParsedEntry | null }> {
+export async function* entriesOf(files: string[]): AsyncGenerator<{ file: string; line: number; text: string; entry: ParsedEntry | null }> {
   for (const file of files) {
     const { complete } = completeLength(file);
     if (complete === 0) continue;
@@ -184,6 +184,51 @@ function findDaemonPid(files: string[]): number | null {
   return null;
 }
 
+export interface VerifyPlan {
+  files: string[];
+  keyFile?: string;
+  pubFile?: string;
+  headFile?: string;
+  head?: SignedCheckpoint;
+  options: VerifyOptions;
+}
+
+/** What `audit verify` checks, with its defaults from the data dir (also used by
+ * `craton-hsm-admin evidence`). Throws CliError (exit 3) for unreadable inputs. */
+export function verifyPlan(c: Config, segs: string[], opts: { key?: string; pubkey?: string; head?: string }): VerifyPlan {
+  const files = segmentsFor(c, segs);
+  const dd = c.daemon.data_dir;
+  let keyFile = opts.key;
+  if (!keyFile) {
+    const d = path.join(dd, HMAC_INITIAL_FILE);
+    try {
+      readFileSync(d);
+      keyFile = d;
+    } catch {
+      /* not readable: skip the keyed layer */
+    }
+  }
+  const pubFile = opts.pubkey ?? (existsSync(path.join(dd, CHECKPOINT_PUB_FILE)) ? path.join(dd, CHECKPOINT_PUB_FILE) : undefined);
+  const hf = opts.head ?? (segs.length === 0 && existsSync(headFile(c.audit.log_path)) ? headFile(c.audit.log_path) : undefined);
+  let head: SignedCheckpoint | undefined;
+  if (hf) {
+    try {
+      head = JSON.parse(readFileSync(hf, 'utf8')) as SignedCheckpoint;
+    } catch (e) {
+      throw new CliError(`${hf}: ${(e as Error).message}`, 3);
+    }
+  }
+  const options: VerifyOptions = {
+    initialKey: keyFile ? readKeyFile(keyFile) : undefined,
+    publicKey: pubFile ? readPublicKey(pubFile) : undefined,
+    // Without --pubkey: every key this data directory has signed with (a restore installs
+    // another); the log's CheckpointKeyChange entries say which is in force when.
+    publicKeys: opts.pubkey ? undefined : readCheckpointKeyring(dd),
+    head,
+  };
+  return { files, keyFile, pubFile, headFile: hf, head, options };
+}
+
 export function registerAuditCommands(program: Command, configFrom: ConfigFrom): void {
   const audit = program
     .command('audit')
@@ -231,39 +276,14 @@ export function registerAuditCommands(program: Command, configFrom: ConfigFrom):
     .command('verify')
     .description('verify every integrity layer; exit 0 with the count, 1 with file, line and both hashes on the first mismatch')
     .option('--key <file>', `initial HMAC key (default: <data_dir>/${HMAC_INITIAL_FILE} when readable)`)
-    .option('--pubkey <file>', `checkpoint public key (default: <data_dir>/${CHECKPOINT_PUB_FILE} when present)`)
+    .option('--pubkey <file>', `the checkpoint public key the log starts with; later keys are taken from the log's recorded key changes (default: <data_dir>/${CHECKPOINT_PUB_FILE} and the keyring <data_dir>/audit-checkpoint-pubs/)`)
     .option('--head <file>', 'signed head (default: <log_path>.head.json when verifying the configured log)')
     .option('--json', 'print the result as JSON')
     .argument('[segments...]', 'segment files in order (default: all segments of the configured log)')
     .action(
       run(async (c, g, segs: string[], opts: { key?: string; pubkey?: string; head?: string }) => {
-        const files = segmentsFor(c, segs);
-        const dd = c.daemon.data_dir;
-        let keyFile = opts.key;
-        if (!keyFile) {
-          const d = path.join(dd, HMAC_INITIAL_FILE);
-          try {
-            readFileSync(d);
-            keyFile = d;
-          } catch {
-            /* not readable: skip the keyed layer */
-          }
-        }
-        const pubFile = opts.pubkey ?? (existsSync(path.join(dd, CHECKPOINT_PUB_FILE)) ? path.join(dd, CHECKPOINT_PUB_FILE) : undefined);
-        const hf = opts.head ?? (segs.length === 0 && existsSync(headFile(c.audit.log_path)) ? headFile(c.audit.log_path) : undefined);
-        let head: SignedCheckpoint | undefined;
-        if (hf) {
-          try {
-            head = JSON.parse(readFileSync(hf, 'utf8')) as SignedCheckpoint;
-          } catch (e) {
-            throw new CliError(`${hf}: ${(e as Error).message}`, 3);
-          }
-        }
-        const r = await verifySegments(files, {
-          initialKey: keyFile ? readKeyFile(keyFile) : undefined,
-          publicKey: pubFile ? readPublicKey(pubFile) : undefined,
-          head,
-        });
+        const { files, keyFile, pubFile, headFile: hf, head, options } = verifyPlan(c, segs, opts);
+        const r = await verifySegments(files, options);
         if (g.json) {
           out(JSON.stringify({ ...r, segments: files, key: keyFile ?? null, pubkey: pubFile ?? null, head: hf ?? null }));
         } else if (r.ok) {

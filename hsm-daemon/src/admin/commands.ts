@@ -25,6 +25,7 @@ import { drbgStatus } from '../drbg/index.js';
 import { errorState, type SelfTestReport } from '../selftest/index.js';
 import { repoRoot } from '../paths.js';
 import { ADMIN_PROTOCOL_VERSION } from './protocol.js';
+import type { CheckpointSigner } from '../audit/checkpoint.js';
 
 /** A malformed request: answered with BAD_REQUEST, audited as CKR_ARGUMENTS_BAD. */
 export class BadRequest extends Error {}
@@ -41,6 +42,8 @@ export interface AdminContext {
   connections?: () => number;
   /** The /readyz verdict (metrics/registry.ts readiness()), also without [metrics] enabled. */
   readiness?: () => { ready: boolean; checks: Record<string, string | null> };
+  /** The audit checkpoint key's evidence-signing capability (admin/evidence-sign.ts); null without one. */
+  evidenceSigner?: () => Pick<CheckpointSigner, 'keyId' | 'publicKeyPem' | 'signEvidence'> | null;
   startedAt: Date;
 }
 
@@ -62,7 +65,7 @@ export function daemonVersion(): string {
 
 // ---- argument helpers -------------------------------------------------------------
 
-type Args = Record<string, unknown>;
+export type Args = Record<string, unknown>;
 
 function optInt(args: Args, name: string): number | undefined {
   const v = args[name];
@@ -71,7 +74,7 @@ function optInt(args: Args, name: string): number | undefined {
   return v;
 }
 
-function reqInt(args: Args, name: string): number {
+export function reqInt(args: Args, name: string): number {
   const v = optInt(args, name);
   if (v === undefined) throw new BadRequest(`${name} is required`);
   return v;
@@ -91,9 +94,9 @@ function reqString(args: Args, name: string): string {
 }
 
 /** A PIN argument as bytes (UTF-8). The caller zeroes the buffer when done. */
-function pinArg(args: Args, name: string, required: true): Buffer;
-function pinArg(args: Args, name: string, required: false): Buffer | undefined;
-function pinArg(args: Args, name: string, required: boolean): Buffer | undefined {
+export function pinArg(args: Args, name: string, required: true): Buffer;
+export function pinArg(args: Args, name: string, required: false): Buffer | undefined;
+export function pinArg(args: Args, name: string, required: boolean): Buffer | undefined {
   const v = optString(args, name);
   if (v === undefined) {
     if (required) throw new BadRequest(`${name} is required`);
@@ -115,17 +118,17 @@ function slotsOf(core: HsmCore, slot: number | undefined): Token[] {
 }
 
 /** Refuses PIN, key and token work in the FIPS error state, as the module does. */
-function notInErrorState(): void {
+export function notInErrorState(): void {
   const e = errorState();
   if (e) throw new CkError(CKR.GENERAL_ERROR, `the daemon is in the error state (${e.kind}: ${e.reason}); run \`craton-hsm-admin selftest\``);
 }
 
-function requireInitialized(t: Token): void {
+export function requireInitialized(t: Token): void {
   if (!t.isInitialized) throw new CkError(CKR.TOKEN_NOT_RECOGNIZED, `the token in slot ${t.slotId} is not initialised`);
 }
 
 /** Runs `fn` with a transient login of `role` on `t` for the admin, logging out after. */
-async function asRole<T>(t: Token, role: Role, pin: Buffer, pid: number, fn: (app: string) => Promise<T> | T): Promise<T> {
+export async function asRole<T>(t: Token, role: Role, pin: Buffer, pid: number, fn: (app: string) => Promise<T> | T): Promise<T> {
   const app = adminApp(pid);
   try {
     await t.login(app, role, pin);

@@ -2,8 +2,11 @@
 // One request per line, one response line per request, in order. Shared by the daemon's
 // admin server and craton-hsm-admin, so both agree on names and limits.
 
-/** Longest request or response line accepted, newline excluded. */
-export const MAX_LINE_BYTES = 64 * 1024;
+/** Longest request or response line accepted, newline excluded. Sized for token backups
+ * (token.backup / token.restore carry the encrypted file, base64; docs/backup.md "Size").
+ * Only authenticated peers (root or the daemon's uid, SO_PEERCRED, checked before the
+ * first byte is read) can make the daemon buffer this much. */
+export const MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 /** Protocol revision, reported by `status` and checked by nothing yet. */
 export const ADMIN_PROTOCOL_VERSION = 1;
@@ -15,9 +18,13 @@ export const ADMIN_COMMANDS = [
   'token.init',
   'key.list',
   'key.delete',
+  'key.import',
   'pin.change',
   'pin.reset',
   'audit.rotate',
+  'evidence.sign',
+  'token.backup',
+  'token.restore',
 ] as const;
 export type AdminCommand = (typeof ADMIN_COMMANDS)[number];
 

@@ -20,6 +20,9 @@ import type { Safety } from '../selftest/index.js';
 import type { ClientIdentity } from '../wire/contract.js';
 import { loadPeerCred, peerIdentity } from '../wire/peercred.js';
 import * as cmds from './commands.js';
+import { keyImport, keyImportAuditDetails } from './key-import.js';
+import { evidenceSign } from './evidence-sign.js';
+import { backupAuditDetails, tokenBackup, tokenRestore } from './backup.js';
 import { ADMIN_COMMANDS, ADMIN_ERRORS, MAX_LINE_BYTES, type AdminCommand, type AdminResponse } from './protocol.js';
 import { errMsg, prepareSocketPath } from '../net/unix-socket.js';
 import { daemonReadiness } from '../metrics/index.js';
@@ -59,13 +62,17 @@ const AUDIT_OPERATION: Record<AdminCommand, string | null> = {
   'token.init': 'AdminTokenInit',
   'key.list': 'AdminKeyList',
   'key.delete': 'AdminKeyDelete',
+  'key.import': 'AdminKeyImport',
   'pin.change': 'AdminPinChange',
   'pin.reset': 'AdminPinReset',
   'audit.rotate': 'AdminAuditRotate',
+  'evidence.sign': 'AdminEvidenceSign',
+  'token.backup': 'AdminTokenBackup',
+  'token.restore': 'AdminTokenRestore',
 };
 
 /** Commands refused while the audit log cannot be written and [audit] fail_closed is set. */
-const NEEDS_AUDIT = new Set<AdminCommand>(['token.init', 'key.list', 'key.delete', 'pin.change', 'pin.reset']);
+const NEEDS_AUDIT = new Set<AdminCommand>(['token.init', 'key.list', 'key.delete', 'key.import', 'pin.change', 'pin.reset', 'evidence.sign', 'token.backup', 'token.restore']);
 
 
 
@@ -101,6 +108,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     audit: audit.writer ? audit : null,
     connections: opts.connections,
     readiness: () => daemonReadiness({ audit, safety: opts.safety }),
+    evidenceSigner: () => audit.writer?.opts.signer ?? null,
     startedAt: new Date(),
   };
 
@@ -140,6 +148,9 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     if (r && cmd === 'pin.reset') Object.assign(d, { failed_before: r.failed_before, was_locked: r.was_locked, init_user: r.user_pin_set });
     if (r && cmd === 'selftest') Object.assign(d, { passed: r.passed, failed: r.failed });
     if (r && cmd === 'token.init') d.reinitialized = r.reinitialized;
+    if (cmd === 'key.import') Object.assign(d, keyImportAuditDetails(args, r));
+    if (cmd === 'evidence.sign') Object.assign(d, { digest: args.digest, key_id: r?.key_id ?? null, signed_at: r?.signed_at ?? null });
+    if (cmd === 'token.backup' || cmd === 'token.restore') Object.assign(d, backupAuditDetails(cmd, args, r));
     return d;
   };
 
@@ -157,12 +168,20 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
         return cmds.keyList(ctx, args, pid);
       case 'key.delete':
         return cmds.keyDelete(ctx, args, pid);
+      case 'key.import':
+        return keyImport(ctx, args, pid);
       case 'pin.change':
         return cmds.pinChange(ctx, args, pid);
       case 'pin.reset':
         return cmds.pinReset(ctx, args, pid);
       case 'audit.rotate':
         return cmds.auditRotate(ctx);
+      case 'evidence.sign':
+        return evidenceSign(ctx, args);
+      case 'token.backup':
+        return tokenBackup(ctx, args, pid);
+      case 'token.restore':
+        return tokenRestore(ctx, audit, args, pid);
     }
   };
 
@@ -250,18 +269,36 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       return;
     }
 
-    let buf: Buffer = Buffer.alloc(0);
+    // The part of the current line received so far, as chunks: a line of many MiB (a
+    // backup) is joined once, not copied again for every chunk that arrives.
+    let parts: Buffer[] = [];
+    let partBytes = 0;
+    let refused = false;
     let queue: Promise<void> = Promise.resolve();
     let busy = 0;
     socket.setTimeout(idleMs, () => {
       if (busy === 0) socket.destroy();
     });
+    const tooLong = () => {
+      refused = true;
+      send({ id: null, ok: false, error: { code: ADMIN_ERRORS.LINE_TOO_LONG, message: `request line longer than ${MAX_LINE_BYTES} bytes` } });
+      socket.end();
+      socket.pause();
+      parts = [];
+      partBytes = 0;
+    };
     socket.on('data', (chunk: Buffer) => {
-      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      if (refused) return;
+      let start = 0;
       let nl: number;
-      while ((nl = buf.indexOf(0x0a)) >= 0) {
-        const line = buf.subarray(0, nl).toString('utf8').replace(/\r$/, '');
-        buf = buf.subarray(nl + 1);
+      while ((nl = chunk.indexOf(0x0a, start)) >= 0) {
+        const piece = chunk.subarray(start, nl);
+        const whole = parts.length ? Buffer.concat([...parts, piece]) : piece;
+        parts = [];
+        partBytes = 0;
+        start = nl + 1;
+        if (whole.length > MAX_LINE_BYTES) return tooLong();
+        const line = whole.toString('utf8').replace(/\r$/, '');
         if (line.trim() === '') continue;
         busy++;
         queue = queue
@@ -272,11 +309,10 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
           })
           .finally(() => busy--);
       }
-      if (buf.length > MAX_LINE_BYTES) {
-        send({ id: null, ok: false, error: { code: ADMIN_ERRORS.LINE_TOO_LONG, message: `request line longer than ${MAX_LINE_BYTES} bytes` } });
-        socket.end();
-        socket.pause();
-        buf = Buffer.alloc(0);
+      if (start < chunk.length) {
+        parts.push(chunk.subarray(start));
+        partBytes += chunk.length - start;
+        if (partBytes > MAX_LINE_BYTES) tooLong();
       }
     });
   };

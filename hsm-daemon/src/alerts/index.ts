@@ -140,6 +140,7 @@ export class Alerts {
     } catch {
       // the log sink failing must not stop the remote sinks
     }
+    if (e.action === 'trigger') notifyRaised(e);
     if (this.closed) return;
     for (const s of this.sinks) {
       if (s.queue.length >= this.config.queue_size) {
@@ -211,6 +212,25 @@ export class Alerts {
   /** Stops retrying; events already queued get at most one more attempt. */
   close(): void {
     this.closed = true;
+  }
+}
+
+// ---- listeners of every alert raised (events.ts writes them into the audit log) ----
+
+const raisedListeners: Array<(e: AlertEvent) => void> = [];
+
+/** Called for every alert raised (not suppressed repeats, not resolutions), by any instance. */
+export function onAlertRaised(listener: (e: AlertEvent) => void): void {
+  raisedListeners.push(listener);
+}
+
+function notifyRaised(e: AlertEvent): void {
+  for (const l of raisedListeners) {
+    try {
+      l(e);
+    } catch {
+      // a listener's problem must not stop alerting
+    }
   }
 }
 

@@ -9,7 +9,13 @@ export type AlertKind =
   | 'gcm_counter_ticket'
   | 'gcm_counter_page'
   | 'policy_violation'
-  | 'integrity_failure';
+  | 'integrity_failure'
+  // usage anomalies (anomaly/, docs/anomaly.md)
+  | 'anomaly_new_key'
+  | 'anomaly_new_mechanism'
+  | 'anomaly_rate_high'
+  | 'anomaly_failure_spike'
+  | 'anomaly_unusual_hour';
 
 export type Severity = 'critical' | 'error' | 'warning' | 'info';
 
@@ -34,6 +40,12 @@ export const DEFAULT_SEVERITY: Readonly<Record<AlertKind, Severity>> = {
   pin_locked: 'warning',
   gcm_counter_ticket: 'warning',
   policy_violation: 'warning',
+  anomaly_new_key: 'warning',
+  anomaly_new_mechanism: 'warning',
+  // critical when 2 × rate_sigma above the mean
+  anomaly_rate_high: 'warning',
+  anomaly_failure_spike: 'critical',
+  anomaly_unusual_hour: 'warning',
 };
 
 /** PagerDuty Events API v2 payload.severity takes the same four names. */

@@ -14,6 +14,7 @@ import type { CallRecord, Dispatcher } from '../dispatch/dispatcher.js';
 import type { Json } from './canonical.js';
 import { CALL_CLASS, EVENT_CLASS, levelWrites, type AuditLevel } from './entry.js';
 import { loadOrCreateSigner, type CheckpointSigner } from './checkpoint.js';
+import { resolvePendingCheckpointKey } from './key-change.js';
 import { AuditWriter, type Draft, type LogFn, type OpenReport } from './writer.js';
 
 export { AuditWriter, AuditUnavailableError } from './writer.js';
@@ -114,6 +115,7 @@ export async function attachAudit(dispatcher: Dispatcher, config: Config, log: L
   const failClosed = config.audit.fail_closed;
   let signer: CheckpointSigner | null = null;
   try {
+    resolvePendingCheckpointKey(config.daemon.data_dir, config.audit.log_path, (m) => log('warn', m));
     signer = loadOrCreateSigner(config.daemon.data_dir, (m) => log('warn', m));
   } catch (e) {
     log('error', `audit checkpoint signing key unusable, checkpoints will be unsigned: ${(e as Error).message}`);

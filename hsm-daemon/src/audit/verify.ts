@@ -2,11 +2,11 @@
 // Used by `craton-hsm-admin audit verify`. Reports the first failure with file, line and
 // the expected and recorded values.
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { ZERO_HASH, chainOf, evolveKey, hmacOf, seedHash } from './entry.js';
-import { verifyCheckpoint, type SignedCheckpoint } from './checkpoint.js';
+import { KEY_CHANGE_OPERATION, keyIdOf, verifyCheckpoint, type SignedCheckpoint } from './checkpoint.js';
 import { asEntry, type ParsedEntry } from './segments.js';
 
 export interface VerifyOptions {
@@ -14,6 +14,11 @@ export interface VerifyOptions {
   initialKey?: Buffer;
   /** The checkpoint public key: enables checkpoint signature checks. */
   publicKey?: KeyObject;
+  /** More trusted checkpoint public keys (the data directory's keyring, readCheckpointKeyring).
+   * A checkpoint's key is picked by its key_id. The first signed checkpoint may use any
+   * trusted key; after that the signing key may only change through a CheckpointKeyChange
+   * entry that a checkpoint of the old key covers (docs/backup.md "Audit signing key"). */
+  publicKeys?: Map<string, KeyObject>;
   /** The last signed head (<log>.head.json): detects truncation back past it. */
   head?: SignedCheckpoint & { checkpoint_seq?: number };
 }
@@ -39,6 +44,69 @@ export interface VerifyResult {
   failure?: VerifyFailure;
   /** Set when the first segment did not start at seq 1 and was anchored on its SegmentStart. */
   anchoredAt?: { seq: number; chain: string };
+  /** Checkpoint signing keys in the order the log used them (key_id), when signatures were checked. */
+  checkpointKeys?: string[];
+}
+
+/** Which checkpoint key is in force while walking the log, and a recorded change to another. */
+interface KeyTrack {
+  known: Map<string, KeyObject>;
+  active: string | null;
+  pending: { id: string; key: KeyObject; seq: number; confirmed: boolean } | null;
+  used: string[];
+}
+
+const shortId = (id: string) => `${id.slice(0, 16)}…`;
+
+/** Null when the CheckpointKeyChange entry is acceptable (and records it), else why not. */
+function keyChange(t: KeyTrack, d: Record<string, unknown>, seq: number): string | null {
+  const prev = d.previous_key_id;
+  const next = d.new_key_id;
+  if (typeof next !== 'string' || typeof d.new_public_key !== 'string') return 'checkpoint key change entry lacks new_key_id or new_public_key';
+  if (prev === null) {
+    // The log had no signing key (checkpoints unsigned): the new key's checkpoints must be
+    // verifiable from the trusted keys alone.
+    return t.active === null ? null : `checkpoint key change without a previous key while key ${shortId(t.active)} is in force`;
+  }
+  if (typeof prev !== 'string') return 'checkpoint key change entry lacks previous_key_id';
+  if (t.pending) return `a second checkpoint key change before the one at seq ${t.pending.seq} took effect`;
+  if (t.active === null) {
+    if (!t.known.has(prev)) return `checkpoint key change from key ${shortId(prev)}, which is not a trusted key (keyring or --pubkey)`;
+    t.active = prev;
+    t.used.push(prev);
+  } else if (prev !== t.active) return `checkpoint key change from key ${shortId(prev)}, but the key in force is ${shortId(t.active)}`;
+  let key: KeyObject;
+  try {
+    key = createPublicKey(d.new_public_key);
+  } catch {
+    return 'checkpoint key change: new_public_key is not a public key';
+  }
+  if (keyIdOf(key) !== next) return 'checkpoint key change: new_key_id is not the key id of new_public_key';
+  t.pending = { id: next, key, seq, confirmed: false };
+  return null;
+}
+
+/** The key a signed checkpoint must verify under, or why none is acceptable. */
+function checkpointKey(t: KeyTrack, kid: string): KeyObject | string {
+  if (t.active === null) {
+    const k = t.known.get(kid);
+    if (!k) return `checkpoint signed by an unknown key ${kid} (not in the keyring ${'<data_dir>/audit-checkpoint-pubs'} nor given with --pubkey)`;
+    t.active = kid;
+    t.used.push(kid);
+    return k;
+  }
+  if (kid === t.active) return t.known.get(kid)!;
+  const p = t.pending;
+  if (p && p.confirmed && kid === p.id) {
+    t.known.set(p.id, p.key);
+    t.active = p.id;
+    t.used.push(p.id);
+    t.pending = null;
+    return p.key;
+  }
+  if (p && kid === p.id) return `checkpoint signed by the new key ${shortId(kid)} before a checkpoint of the old key ${shortId(t.active)} covered the key change at seq ${p.seq}`;
+  if (!t.known.has(kid)) return `checkpoint signed by an unknown key ${kid} (not in the keyring nor introduced by a CheckpointKeyChange entry)`;
+  return `checkpoint signed by key ${shortId(kid)}, but the key in force is ${shortId(t.active)} and no CheckpointKeyChange entry hands over to it`;
 }
 
 export async function verifySegments(files: string[], opts: VerifyOptions = {}): Promise<VerifyResult> {
@@ -53,7 +121,14 @@ export async function verifySegments(files: string[], opts: VerifyOptions = {}):
     warnings: [],
   };
   if (opts.initialKey) res.layers.push('hmac (forward-secure)');
-  if (opts.publicKey) res.layers.push('checkpoint signatures');
+  const trusted = new Map(opts.publicKeys ?? []);
+  if (opts.publicKey) trusted.set(keyIdOf(opts.publicKey), opts.publicKey);
+  const signatures = trusted.size > 0;
+  const track: KeyTrack = { known: trusted, active: null, pending: null, used: [] };
+  if (signatures) {
+    res.layers.push('checkpoint signatures');
+    res.checkpointKeys = track.used;
+  }
   let prevSeq: number | null = null;
   let prevChain: string | null = null;
   let key: Buffer | null = null;
@@ -116,13 +191,22 @@ export async function verifySegments(files: string[], opts: VerifyOptions = {}):
           const d = (entry.details ?? {}) as Record<string, unknown>;
           if (d.head_seq !== seq - 1 || d.head_chain !== prevChain)
             return fail({ file: name, line: lineNo, seq, what: 'checkpoint does not commit to the entry before it', expected: prevChain!, recorded: String(d.head_chain) });
-          if (opts.publicKey) {
+          if (signatures) {
             if (typeof d.signature !== 'string') {
               res.warnings.push(`${path.basename(name)}:${lineNo}: checkpoint seq ${seq} is unsigned`);
-            } else if (!verifyCheckpoint(opts.publicKey, { head_seq: seq - 1, head_chain: prevChain!, timestamp: entry.timestamp, signature: d.signature, key_id: String(d.key_id) })) {
-              return fail({ file: name, line: lineNo, seq, what: 'checkpoint signature invalid' });
-            } else res.checkpointsVerified++;
+            } else {
+              const key = checkpointKey(track, String(d.key_id));
+              if (typeof key === 'string') return fail({ file: name, line: lineNo, seq, what: key });
+              if (!verifyCheckpoint(key, { head_seq: seq - 1, head_chain: prevChain!, timestamp: entry.timestamp, signature: d.signature, key_id: String(d.key_id) }))
+                return fail({ file: name, line: lineNo, seq, what: 'checkpoint signature invalid' });
+              res.checkpointsVerified++;
+              // A checkpoint of the key in force commits to the key change before it.
+              if (track.pending && track.active !== track.pending.id) track.pending.confirmed = true;
+            }
           }
+        } else if (entry.operation === KEY_CHANGE_OPERATION && signatures) {
+          const why = keyChange(track, (entry.details ?? {}) as Record<string, unknown>, seq);
+          if (why) return fail({ file: name, line: lineNo, seq, what: why });
         }
         expectPrev = seedHash(entry);
         prevChain = entry.chain;
@@ -138,7 +222,11 @@ export async function verifySegments(files: string[], opts: VerifyOptions = {}):
   res.lastChain = prevChain;
   if (opts.head) {
     const h = opts.head;
-    if (opts.publicKey && !verifyCheckpoint(opts.publicKey, h)) return fail({ file: 'head', line: 0, seq: h.head_seq, what: 'head file signature invalid' });
+    if (signatures) {
+      const hk = track.known.get(h.key_id) ?? (track.pending?.id === h.key_id ? track.pending.key : undefined);
+      if (!hk) return fail({ file: 'head', line: 0, seq: h.head_seq, what: `head file signed by an unknown key ${h.key_id}` });
+      if (!verifyCheckpoint(hk, h)) return fail({ file: 'head', line: 0, seq: h.head_seq, what: 'head file signature invalid' });
+    }
     if (prevSeq === null || prevSeq < h.head_seq)
       return fail({ file: files[files.length - 1] ?? '-', line: res.entries, seq: prevSeq, what: `truncated: the signed head records seq ${h.head_seq}, the log ends at seq ${prevSeq ?? 0}`, expected: h.head_chain, recorded: prevChain ?? '' });
   }

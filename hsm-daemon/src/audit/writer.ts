@@ -33,7 +33,8 @@ import {
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Json } from './canonical.js';
-import { type CheckpointSigner, readSecretFile, writeNewSecretFile } from './checkpoint.js';
+import { syncDirSync as syncDir } from '../store/atomic-file.js';
+import { type CheckpointSigner, KEY_CHANGE_OPERATION, readSecretFile, writeNewSecretFile } from './checkpoint.js';
 import { type AuditEntry, ZERO_HASH, evolveKey, keyForSeq, sealEntry, seedHash } from './entry.js';
 import { type ParsedEntry, discoverSegments, headFile, quarantinePrefix, rotatedName, scanTail, scanTailFd, firstEntryOf } from './segments.js';
 
@@ -339,6 +340,28 @@ export class AuditWriter {
     return this.append(this.eventDraft(operation, details));
   }
 
+  /**
+   * Hands checkpoint signing to `next` (a restore installs a backed-up key): a checkpoint
+   * signed by the current key, a CheckpointKeyChange entry naming the new key, and a
+   * checkpoint of the current key covering it are numbered here, synchronously and in a row,
+   * and the signer is switched before anything else can be numbered; so the log itself
+   * records the hand-over that `audit verify` accepts. Resolves when all three are on disk.
+   */
+  changeSigner(next: CheckpointSigner, details: Record<string, Json>): Promise<void> {
+    if (!this.healthy || !this.head) return Promise.reject(new AuditUnavailableError(this.lastError ?? 'audit log is not open'));
+    const prev = this.opts.signer;
+    const before = this.checkpoint('key-change');
+    const entry = this.event(KEY_CHANGE_OPERATION, {
+      ...details,
+      previous_key_id: prev?.keyId ?? null,
+      new_key_id: next.keyId,
+      new_public_key: next.publicKeyPem,
+    });
+    const after = this.checkpoint('key-change');
+    this.opts.signer = next;
+    return Promise.all([before, entry, after]).then(() => undefined);
+  }
+
   /** Signs the chain head as it stands and appends a Checkpoint entry; after it is on
    * disk, <log>.head.json and the HMAC state file are replaced. */
   checkpoint(reason: string): Promise<void> {
@@ -560,15 +583,6 @@ export class AuditWriter {
   /** Test hook: the file handle, to simulate I/O failures. */
   get _fileHandle(): FileHandle | null {
     return this.fh;
-  }
-}
-
-function syncDir(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
 

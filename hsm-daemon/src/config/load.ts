@@ -51,6 +51,9 @@ export const SOCKET_PATH_MAX_BYTES = 107; // sizeof(sun_path) - 1 on Linux
 function int(min: number, max: number): Leaf {
   return leaf((v) => (isInt(v) && v >= min && v <= max ? null : `an integer from ${min} to ${max}`));
 }
+function num(min: number, max: number): Leaf {
+  return leaf((v) => (typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? null : `a number from ${min} to ${max}`));
+}
 function bool(): Leaf {
   return leaf((v) => (typeof v === 'boolean' ? null : 'true or false'));
 }
@@ -150,6 +153,11 @@ const SPEC: Table = table({
         : 'an array of increasing integer percentages from 1 to 100',
     ),
     caller_iv: oneOf('accept', 'reject_reuse', 'generate'),
+    restore_gap: int(1, GCM_INVOCATION_LIMIT_MAX),
+  }),
+  backup: table({
+    // PBKDF2-HMAC-SHA256 iterations for the backup passphrase (store/backup-file.ts bounds).
+    pbkdf2_iterations: int(1000, 10000000),
   }),
   lifecycle: table({
     processing_after_end_date: oneOf('allow', 'refuse'),
@@ -181,6 +189,22 @@ const SPEC: Table = table({
       return port >= 1 && port <= 65535 ? null : allowed;
     }),
     allow_non_loopback: bool(),
+  }),
+  anomaly: table({
+    enabled: bool(),
+    bucket_seconds: int(1, 3600),
+    warmup_buckets: int(1, 1000000),
+    half_life_buckets: int(1, 10000000),
+    rate_sigma: num(1, 100),
+    rate_floor: int(0, 1000000000),
+    failure_ratio: num(0.01, 1),
+    min_failures: int(1, 1000000),
+    new_mechanism: bool(),
+    new_key: bool(),
+    unusual_hour: bool(),
+    max_clients: int(1, 100000),
+    max_keys_per_client: int(1, 100000),
+    save_interval_seconds: int(1, 86400),
   }),
 });
 

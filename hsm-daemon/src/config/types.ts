@@ -44,7 +44,15 @@ export interface Config {
     allow_aes_ecb: boolean;
     allow_raw_rsa: boolean;
   };
-  nonce: { gcm_invocation_limit: number; alert_thresholds: number[]; caller_iv: 'accept' | 'reject_reuse' | 'generate' };
+  nonce: {
+    gcm_invocation_limit: number;
+    alert_thresholds: number[];
+    caller_iv: 'accept' | 'reject_reuse' | 'generate';
+    /** Invocations added to each backed-up GCM counter on restore (docs/backup.md). */
+    restore_gap: number;
+  };
+  /** Encrypted token backups (admin/backup.ts, docs/backup.md). */
+  backup: { pbkdf2_iterations: number };
   /** Key lifecycle windows (lifecycle/dates.ts). */
   lifecycle: { processing_after_end_date: 'allow' | 'refuse' };
   alerts: {
@@ -56,6 +64,23 @@ export interface Config {
   };
   /** Prometheus endpoint (metrics/): loopback only unless allow_non_loopback. */
   metrics: { enabled: boolean; listen: string; allow_non_loopback: boolean };
+  /** Usage-anomaly detection (anomaly/, docs/anomaly.md). */
+  anomaly: {
+    enabled: boolean;
+    bucket_seconds: number;
+    warmup_buckets: number;
+    half_life_buckets: number;
+    rate_sigma: number;
+    rate_floor: number;
+    failure_ratio: number;
+    min_failures: number;
+    new_mechanism: boolean;
+    new_key: boolean;
+    unusual_hour: boolean;
+    max_clients: number;
+    max_keys_per_client: number;
+    save_interval_seconds: number;
+  };
 }
 
 /** Command-line / environment overrides, applied after the file. */

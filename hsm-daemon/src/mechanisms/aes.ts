@@ -1,10 +1,12 @@
 // AES: key generation, the block modes, GCM, CCM (aes-ccm.ts), RFC 3394/5649 key wrap and CMAC.
+// A private key is wrapped and unwrapped as its PKCS#8 plaintext (pkcs8.ts).
 import { createCipheriv, createDecipheriv, type Cipher, type CipherGCMTypes, type Decipher } from 'node:crypto';
-import { CKA, CKF, CKK, CKM, CKR } from '../pkcs11/constants.generated.js';
+import { CKA, CKF, CKK, CKM, CKO, CKR } from '../pkcs11/constants.generated.js';
 import { CkError } from '../errors.js';
 import { randomBytes } from '../drbg/index.js';
 import { keyTypeOf, optUlong, ulongAttr } from './attrs.js';
-import { EMPTY, bufferedOperation, expectNoParam, paramInvalid, ulongsFromBytes, unwrapSecretValue, wrapSecretValue } from './common.js';
+import { EMPTY, bufferedOperation, decryptWrapped, encryptWrapPlaintext, expectNoParam, paramInvalid, ulongsFromBytes, unwrapSecretValue, wrapSecretValue } from './common.js';
+import { pkcs8FromPrivateKey, privateKeyFromPkcs8 } from './pkcs8.js';
 import { macOperation } from './hmac.js';
 import { ccmOp } from './aes-ccm.js';
 import type { AttrMap, GeneratedKey, KeyRef, Mechanism, MechanismFamily, MechanismInfo, OpKind, Operation } from './types.js';
@@ -312,12 +314,32 @@ export class AesFamily implements MechanismFamily {
     };
   }
 
-  /** Secret keys only: their CKA_VALUE is what gets wrapped. */
+  /** A secret key's CKA_VALUE, or a private key's PKCS#8 PrivateKeyInfo, is what gets wrapped. */
   async wrap(mech: Mechanism, wrappingKey: KeyRef, key: KeyRef): Promise<Buffer> {
+    if (optUlong(key.attrs, CKA.CLASS) === CKO.PRIVATE_KEY) {
+      // The wrapping key and parameters are checked before the key is encoded.
+      const encrypt = this.wrapOp('encrypt', mech, wrappingKey);
+      const plain = pkcs8FromPrivateKey(key);
+      try {
+        // No zero fill for the unpadded modes (RFC 3394 KW, CBC, ECB): the mechanism defines
+        // none, and a blob of the wrong length is refused rather than silently changed.
+        return await encryptWrapPlaintext(encrypt, plain, 'the PKCS#8 form of this private key is not a whole number of blocks for this mechanism; use CKM_AES_KEY_WRAP_PAD (RFC 5649) or CKM_AES_CBC_PAD');
+      } finally {
+        plain.fill(0);
+      }
+    }
     return wrapSecretValue(key, () => this.wrapOp('encrypt', mech, wrappingKey), 'key length does not suit this wrapping mechanism');
   }
 
   async unwrap(mech: Mechanism, unwrappingKey: KeyRef, wrapped: Buffer, template: AttrMap): Promise<AttrMap> {
+    if (optUlong(template, CKA.CLASS) === CKO.PRIVATE_KEY) {
+      const plain = await decryptWrapped(() => this.wrapOp('decrypt', mech, unwrappingKey), wrapped);
+      try {
+        return privateKeyFromPkcs8(plain, template);
+      } finally {
+        plain.fill(0);
+      }
+    }
     let value = await unwrapSecretValue(template, 'AES', () => this.wrapOp('decrypt', mech, unwrappingKey), wrapped);
     // Unpadded modes return whole blocks; CKA_VALUE_LEN says how much is key.
     const want = optUlong(template, CKA.VALUE_LEN);

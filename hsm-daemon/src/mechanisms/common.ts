@@ -168,20 +168,30 @@ export async function wrapSecretValue(key: KeyRef, op: () => Operation, tooLong:
   const cls = key.attrs.get(CKA.CLASS);
   const value = key.attrs.get(CKA.VALUE);
   if ((cls && readUlong(cls) !== CKO.SECRET_KEY) || !value) throw new CkError(CKR.KEY_NOT_WRAPPABLE);
-  const encrypt = op();
+  return encryptWrapPlaintext(op(), value, tooLong);
+}
+
+/** Encrypts a key's wrap plaintext (a secret value, a PKCS#8 blob): an input length the
+ * mechanism cannot take is, for C_WrapKey, the size of the key being wrapped. */
+export async function encryptWrapPlaintext(encrypt: Operation, plain: Buffer, tooLong: string): Promise<Buffer> {
   try {
-    return await encrypt.oneShot(value);
+    return await encrypt.oneShot(plain);
   } catch (e) {
     if (e instanceof CkError && e.rv === CKR.DATA_LEN_RANGE) throw new CkError(CKR.KEY_SIZE_RANGE, tooLong);
     throw e;
   }
 }
 
-/** Unwraps to a secret key value with a decrypt operation, mapping cipher errors to the
- * wrapped-key codes C_UnwrapKey must return. */
+/** Unwraps to a secret key value with a decrypt operation. */
 export async function unwrapSecretValue(template: AttrMap, family: string, op: () => Operation, wrapped: Buffer): Promise<Buffer> {
   const cls = optUlong(template, CKA.CLASS);
   if (cls !== undefined && cls !== CKO.SECRET_KEY) throw new CkError(CKR.TEMPLATE_INCONSISTENT, `${family} unwraps secret keys only`);
+  return decryptWrapped(op, wrapped);
+}
+
+/** Decrypts a wrapped key (secret value or PKCS#8 blob), mapping cipher errors to the
+ * wrapped-key codes C_UnwrapKey must return. */
+export async function decryptWrapped(op: () => Operation, wrapped: Buffer): Promise<Buffer> {
   const decrypt = op();
   try {
     return await decrypt.oneShot(wrapped);

@@ -18,11 +18,11 @@ const MIN_BITS = Math.min(...CURVES.map((c) => c.bits));
 const MAX_BITS = Math.max(...CURVES.map((c) => c.bits));
 const ED25519_BITS = 255;
 /** CKA_EC_PARAMS for Ed25519: the RFC 8410 OID, or the PKCS#11 3.0 curve name. */
-const ED25519_OID = derTlv(DER.OID, Buffer.from([0x2b, 0x65, 0x70]));
+export const ED25519_OID = derTlv(DER.OID, Buffer.from([0x2b, 0x65, 0x70]));
 const ED25519_NAME = derTlv(DER.PRINTABLE, Buffer.from('edwards25519'));
 const X25519_BITS = 255;
 /** CKA_EC_PARAMS for X25519: the RFC 8410 OID, or the PKCS#11 3.0 curve name. */
-const X25519_OID = derTlv(DER.OID, Buffer.from([0x2b, 0x65, 0x6e]));
+export const X25519_OID = derTlv(DER.OID, Buffer.from([0x2b, 0x65, 0x6e]));
 const X25519_NAME = derTlv(DER.PRINTABLE, Buffer.from('curve25519'));
 /** CKM_ECDSA takes a digest; nothing longer than the largest hash makes sense. */
 const MAX_RAW_DIGEST = 64;
@@ -192,7 +192,7 @@ function edPublicFromPoint(pt: Buffer): KeyObject {
   return createPublicKey({ key: der, format: 'der', type: 'spki' });
 }
 
-function isEd25519Params(p: Buffer | undefined): boolean {
+export function isEd25519Params(p: Buffer | undefined): boolean {
   return !!p && (p.equals(ED25519_OID) || p.equals(ED25519_NAME));
 }
 
@@ -258,7 +258,7 @@ interface XKey {
 
 const X_ALG_ID = derTlv(DER.SEQUENCE, X25519_OID);
 
-function isX25519Params(p: Buffer | undefined): boolean {
+export function isX25519Params(p: Buffer | undefined): boolean {
   return !!p && (p.equals(X25519_OID) || p.equals(X25519_NAME));
 }
 
@@ -289,6 +289,21 @@ function xKey(key: KeyRef): XKey {
     if (!u) throw new CkError(CKR.KEY_TYPE_INCONSISTENT, 'malformed X25519 public value');
     return { tag: 'x25519', cls, pub: x25519Public(u) };
   });
+}
+
+/** The node key of an EC, Ed25519 or X25519 private key object, for C_WrapKey's PKCS#8
+ * encoding (pkcs8.ts). */
+export function curvePrivateKeyObject(key: KeyRef): KeyObject {
+  switch (keyTypeOf(key)) {
+    case CKK.EC:
+      return needPrivate(ecKey(key));
+    case CKK.EC_EDWARDS:
+      return needPrivate(edKey(key));
+    case CKK.EC_MONTGOMERY:
+      return needPrivate(xKey(key));
+    default:
+      throw new CkError(CKR.KEY_TYPE_INCONSISTENT);
+  }
 }
 
 /** RFC 7748 §6.1 X25519 with the all-zero check (OpenSSL refuses a low-order peer). */

@@ -102,6 +102,11 @@ function needPrivate(k: RsaKey): KeyObject {
   return k.priv;
 }
 
+/** The node key of an RSA private key object, for C_WrapKey's PKCS#8 encoding (pkcs8.ts). */
+export function rsaPrivateKeyObject(key: KeyRef): KeyObject {
+  return needPrivate(rsaKey(key));
+}
+
 const leftPad = (b: Buffer, len: number): Buffer => (b.length >= len ? b : Buffer.concat([Buffer.alloc(len - b.length), b]));
 
 /** m^d mod n for a k-byte block already known to be < n (or rejected by OpenSSL). */

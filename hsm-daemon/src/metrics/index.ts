@@ -9,6 +9,7 @@ import type { HsmCore } from '../dispatch/core.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { AuditLog } from '../audit/index.js';
 import type { Safety } from '../selftest/index.js';
+import type { AnomalyMonitor } from '../anomaly/index.js';
 import { errorState } from '../selftest/index.js';
 import { drbgStatus } from '../drbg/index.js';
 import { mechanismName } from '../pkcs11/names.js';
@@ -28,6 +29,8 @@ export interface MetricsOptions {
   dispatcher: Pick<Dispatcher, 'observe'>;
   audit: AuditLog;
   safety: Safety;
+  /** Usage-anomaly detection: its counters appear when given. */
+  anomaly?: Pick<AnomalyMonitor, 'stats'>;
 }
 
 export interface MetricsHandle {
@@ -81,6 +84,7 @@ export function daemonSources(opts: Omit<MetricsOptions, 'config' | 'log' | 'dis
     },
     alertSinks: () => safety.alerts.stats(),
     mechanismLabel: (m) => (core.mechanisms.info(m) ? mechanismName(m) : 'other'),
+    anomaly: opts.anomaly ? () => opts.anomaly!.stats() : undefined,
   };
 }
 

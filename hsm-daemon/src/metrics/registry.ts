@@ -59,6 +59,16 @@ export interface MetricSources {
   alertSinks(): Record<string, SinkView>;
   /** The mechanism label: its CKM_ name when the daemon serves it, else "other". */
   mechanismLabel(mechanism: number): string;
+  /** Usage-anomaly findings raised per kind, and what is tracked (anomaly/); absent or
+   * null: no series. */
+  anomaly?(): AnomalyView | null;
+}
+
+export interface AnomalyView {
+  raised: Record<string, number>;
+  clients: number;
+  warmClients: number;
+  keys: number;
 }
 
 export interface Readiness {
@@ -152,10 +162,17 @@ export function createMetrics(src: MetricSources, opts: { defaultMetrics?: boole
     buckets: OPERATION_BUCKETS,
     registers: [registry],
   });
+  const violations = new Counter({
+    name: `${PREFIX}policy_violations_total`,
+    help: 'Calls that broke the [algorithms] policy, by mechanism and result (refused in strict mode | ran in warn mode)',
+    labelNames: ['mechanism', 'result'] as const,
+    registers: [registry],
+  });
   const observer = (rec: CallRecord): void => {
     const mechanism = rec.note.mechanism === undefined ? 'none' : src.mechanismLabel(rec.note.mechanism);
     ops.inc({ function: rec.fn, mechanism, rv: rvName(rec.rv) });
     if (rec.startedAt !== undefined) latency.observe({ function: rec.fn }, (performance.now() - rec.startedAt) / 1000);
+    if (rec.note.policyViolation !== undefined) violations.inc({ mechanism, result: rec.rv === 0 ? 'ran' : 'refused' });
   };
 
   // ---- slots, sessions, logins
@@ -247,6 +264,22 @@ export function createMetrics(src: MetricSources, opts: { defaultMetrics?: boole
   sourcedCounter(registry, `${PREFIX}alert_sink_retries_total`, 'Alert delivery retries', ['sink'], sinks((s) => s.retries));
   sourcedCounter(registry, `${PREFIX}alert_sink_delivered_total`, 'Alerts delivered', ['sink'], sinks((s) => s.delivered));
   gauge(registry, `${PREFIX}alert_sink_queued`, 'Alerts waiting for delivery', ['sink'], sinks((s) => s.queued));
+
+  // ---- usage anomalies (anomaly/, docs/anomaly.md)
+  if (src.anomaly) {
+    const view = src.anomaly.bind(src);
+    sourcedCounter(registry, `${PREFIX}anomaly_alerts_total`, 'Usage anomalies raised (each also an alert and an audit UsageAnomaly entry), by kind', ['kind'], () =>
+      Object.entries(view()?.raised ?? {}).map(([kind, n]): [{ kind: string }, number] => [{ kind }, n]),
+    );
+    gauge(registry, `${PREFIX}anomaly_clients_tracked`, 'Clients (uid + executable) with a learned baseline, by state (warm | warmup)', ['state'], () => {
+      const v = view();
+      return v ? [[{ state: 'warm' }, v.warmClients], [{ state: 'warmup' }, v.clients - v.warmClients]] : [];
+    });
+    gauge(registry, `${PREFIX}anomaly_keys_tracked`, '(client, key) pairs with a learned baseline', [], () => {
+      const v = view();
+      return v ? [[{}, v.keys]] : [];
+    });
+  }
 
   return { registry, observer, observeFsync: (seconds) => fsync.observe(seconds) };
 }

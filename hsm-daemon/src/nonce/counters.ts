@@ -71,12 +71,32 @@ interface KeyState {
   /** Highest threshold already announced, percent; persisted so restarts do not repeat it. */
   alerted: number;
   persistent: boolean;
+  /** Set when the counter was raised by a restore (raise()): mixed into generated IVs'
+   * fixed field, so two hosts restored from one backup never share an IV sequence. */
+  epoch?: string;
 }
 
 interface FileForm {
   format: 1;
-  keys: Record<string, { reserved: number; alerted: number }>;
+  keys: Record<string, { reserved: number; alerted: number; epoch?: string }>;
+  /** Per restored slot (`slot-<n>/`): the restore's IV epoch and the count a token key of
+   * that slot without a counter starts at (its backup did not count it). */
+  restored?: Record<string, RestoreMark>;
 }
+
+export interface RestoreMark {
+  epoch: string;
+  start: number;
+}
+
+/** A token key's durable counter state (backup). */
+export interface CounterMark {
+  key: string;
+  reserved: number;
+  alerted: number;
+}
+
+const EPOCH = /^[0-9a-f]{16}$/;
 
 export interface KeyUsage {
   key: string;
@@ -89,6 +109,7 @@ export interface KeyUsage {
 export class GcmCounters extends EventEmitter<CounterEvents> {
   readonly path: string;
   private readonly keys = new Map<string, KeyState>();
+  private readonly restored = new Map<string, RestoreMark>();
   private readonly writer: CoalescingWriter;
   private readonly block: number;
   private readonly thresholds: number[];
@@ -100,10 +121,11 @@ export class GcmCounters extends EventEmitter<CounterEvents> {
     this.thresholds = [...settings.thresholds].sort((a, b) => a - b);
     this.writer = new CoalescingWriter(async () => {
       const snap: FileForm = { format: 1, keys: {} };
+      if (this.restored.size > 0) snap.restored = Object.fromEntries(this.restored);
       const marks: Array<[KeyState, number]> = [];
       for (const [id, st] of this.keys) {
         if (!st.persistent) continue;
-        snap.keys[id] = { reserved: st.reserved, alerted: st.alerted };
+        snap.keys[id] = st.epoch ? { reserved: st.reserved, alerted: st.alerted, epoch: st.epoch } : { reserved: st.reserved, alerted: st.alerted };
         marks.push([st, st.reserved]);
       }
       await replaceFileDurably(this.path, JSON.stringify(snap));
@@ -130,7 +152,14 @@ export class GcmCounters extends EventEmitter<CounterEvents> {
     }
     for (const [id, k] of Object.entries(rec.keys)) {
       if (!Number.isSafeInteger(k.reserved) || k.reserved < 0) throw new Error(`GCM counter store ${this.path}: bad counter for ${id}`);
-      this.keys.set(id, { used: k.reserved, reserved: k.reserved, durable: k.reserved, alerted: k.alerted ?? 0, persistent: true });
+      if (k.epoch !== undefined && !EPOCH.test(k.epoch)) throw new Error(`GCM counter store ${this.path}: bad epoch for ${id}`);
+      const st: KeyState = { used: k.reserved, reserved: k.reserved, durable: k.reserved, alerted: k.alerted ?? 0, persistent: true };
+      if (k.epoch) st.epoch = k.epoch;
+      this.keys.set(id, st);
+    }
+    for (const [prefix, m] of Object.entries(rec.restored ?? {})) {
+      if (!EPOCH.test(m?.epoch) || !Number.isSafeInteger(m.start) || m.start < 0) throw new Error(`GCM counter store ${this.path}: bad restore mark for ${prefix}`);
+      this.restored.set(prefix, { epoch: m.epoch, start: m.start });
     }
   }
 
@@ -144,7 +173,12 @@ export class GcmCounters extends EventEmitter<CounterEvents> {
   async take(key: string, persistent: boolean): Promise<number> {
     let st = this.keys.get(key);
     if (!st) {
-      st = { used: 0, reserved: 0, durable: 0, alerted: 0, persistent };
+      // A token key of a restored slot that its backup did not count may have been used
+      // after the backup on the source: it starts past the restore gap, in the restore's epoch.
+      const mark = persistent ? this.restoreMarkOf(key) : undefined;
+      const start = Math.min(this.settings.limit, mark?.start ?? 0);
+      st = { used: start, reserved: start, durable: 0, alerted: 0, persistent };
+      if (mark) st.epoch = mark.epoch;
       this.keys.set(key, st);
     }
     const limit = this.settings.limit;
@@ -192,6 +226,65 @@ export class GcmCounters extends EventEmitter<CounterEvents> {
   private usageOf(key: string, st: KeyState): KeyUsage {
     const limit = this.settings.limit;
     return { key, used: st.used, limit, percent: Math.min(100, (st.used * 100) / limit), persistent: st.persistent };
+  }
+
+  private restoreMarkOf(key: string): RestoreMark | undefined {
+    const slash = key.indexOf('/');
+    return slash < 0 ? undefined : this.restored.get(key.slice(0, slash + 1));
+  }
+
+  /** Drops the restore mark of a slot (C_InitToken cleared it; its new keys are new). */
+  forgetRestore(prefix: string): Promise<void> {
+    if (!this.restored.delete(prefix)) return Promise.resolve();
+    return this.writer.request().catch(() => undefined);
+  }
+
+  /** The IV epoch of `key` (see KeyState.epoch), or undefined when it never had one. */
+  epochOf(key: string): string | undefined {
+    return this.keys.get(key)?.epoch;
+  }
+
+  /** Durable marks of the token keys whose ids start with `prefix` (backup of one slot).
+   * `reserved` is the bound every invocation handed out so far stays below. */
+  marks(prefix: string): CounterMark[] {
+    const out: CounterMark[] = [];
+    for (const [key, st] of this.keys) {
+      if (st.persistent && key.startsWith(prefix)) out.push({ key, reserved: Math.max(st.reserved, st.used), alerted: st.alerted });
+    }
+    return out;
+  }
+
+  /**
+   * Restore: moves each token key's counter to at least `atLeast` (clamped to the limit: a
+   * key raised past it encrypts no more), sets its IV epoch, and resolves once that is
+   * durable. Counters only move forward: a key already past `atLeast` keeps its count.
+   * Rejects when the counter file cannot be written.
+   */
+  async raise(
+    prefix: string,
+    mark: RestoreMark,
+    entries: Array<{ key: string; atLeast: number; alerted: number }>,
+  ): Promise<Array<{ key: string; before: number; after: number }>> {
+    if (!EPOCH.test(mark.epoch)) throw new Error(`bad epoch ${mark.epoch}`);
+    this.restored.set(prefix, { ...mark });
+    const out: Array<{ key: string; before: number; after: number }> = [];
+    for (const e of entries) {
+      let st = this.keys.get(e.key);
+      const before = st?.used ?? 0;
+      if (!st) {
+        st = { used: 0, reserved: 0, durable: 0, alerted: 0, persistent: true };
+        this.keys.set(e.key, st);
+      }
+      const target = Math.min(this.settings.limit, Math.max(st.used, st.reserved, e.atLeast));
+      st.persistent = true;
+      st.used = target;
+      st.reserved = target;
+      st.alerted = Math.max(st.alerted, e.alerted);
+      st.epoch = mark.epoch;
+      out.push({ key: e.key, before, after: target });
+    }
+    await this.writer.request();
+    return out;
   }
 
   /** Drops a session key's counter (its key is gone). Token keys keep theirs. */

@@ -75,14 +75,18 @@ export class GcmNonceGuard extends EventEmitter<GuardEvents> {
 
   /** True when this operation is one the guard governs. */
   static governs(kind: string, mech: Mechanism): boolean {
-    return kind === 'encrypt' && mech.type === CKM.AES_GCM;
+    // C_WrapKey with CKM_AES_GCM is an encryption under the wrapping key like any other.
+    return (kind === 'encrypt' || kind === 'wrap') && mech.type === CKM.AES_GCM;
   }
 
   /** The §8.2.1 IV for invocation `n` of `key`. The fixed field differs between key objects
-   * (copies of one key value included) with probability 1 − 2^-32 per pair. */
-  static generatedIv(key: GuardedKey, n: number): Buffer {
+   * (copies of one key value included) with probability 1 − 2^-32 per pair. `epoch` (set
+   * for a key restored from a backup, random per restore) gives each restored copy its own
+   * fixed field, so hosts restored from one backup do not repeat each other's IVs. */
+  static generatedIv(key: GuardedKey, n: number, epoch?: string): Buffer {
     const iv = Buffer.alloc(GENERATED_IV_BYTES);
-    createHash('sha256').update(`craton-hsm/gcm-fixed-field/v1/${keyId(key)}`).digest().copy(iv, 0, 0, 4);
+    const label = `craton-hsm/gcm-fixed-field/v1/${keyId(key)}${epoch ? `/epoch/${epoch}` : ''}`;
+    createHash('sha256').update(label).digest().copy(iv, 0, 0, 4);
     iv.writeBigUInt64BE(BigInt(n), 4);
     return iv;
   }
@@ -99,8 +103,9 @@ export class GcmNonceGuard extends EventEmitter<GuardEvents> {
         throw new CkError(CKR.MECHANISM_PARAM_INVALID, 'caller_iv = "generate": pass a 12-byte all-zero IV buffer; the token writes the IV it generates into it');
       }
       if (!canReturnIv) throw new CkError(CKR.MECHANISM_PARAM_INVALID, 'caller_iv = "generate" needs a module that receives the generated IV (wire protocol 2)');
-      const n = await this.counters.take(keyId(key), key.isToken);
-      return { iv: GcmNonceGuard.generatedIv(key, n), callerIv: false };
+      const id = keyId(key);
+      const n = await this.counters.take(id, key.isToken);
+      return { iv: GcmNonceGuard.generatedIv(key, n, this.counters.epochOf(id)), callerIv: false };
     }
     await this.admitCallerIv(key, mech);
     return { iv: null, callerIv: true };
@@ -141,6 +146,7 @@ export class GcmNonceGuard extends EventEmitter<GuardEvents> {
   /** C_InitToken cleared slot `slotId`: every counter of its keys goes. */
   forgetSlot(slotId: number): Promise<void> {
     const prefix = `slot-${slotId}/`;
-    return this.counters.forget((id) => id.startsWith(prefix));
+    const mark = this.counters.forgetRestore(prefix);
+    return Promise.all([mark, this.counters.forget((id) => id.startsWith(prefix))]).then(() => undefined);
   }
 }

@@ -194,6 +194,14 @@ export class PolicyEnforcer {
     const v = this.classify(mech, ctx);
     note.approved = v.approved;
     if (v.allowed) return v;
+    if (this.report(mech, ctx, v, note)) throw new CkError(v.refusal === 'size' ? CKR.KEY_SIZE_RANGE : refuseWith, `${v.algorithm}: ${v.reason}`);
+    return v;
+  }
+
+  /** A verdict that does not allow the call: noted on the call (audit), told to the
+   * listeners (alerts), logged in warn mode. Returns true when strict mode refuses it;
+   * the caller throws its own CK_RV (policy/key-admission.ts needs other codes). */
+  report(mech: number, ctx: PolicyContext, v: Verdict, note: CallNote): boolean {
     const refused = this.strict;
     note.policyViolation = `${v.algorithm}: ${v.reason}`;
     const event: PolicyViolation = { mechanism: mech, mechanismName: mechName(mech), verdict: v, mode: this.settings.enforce, refused };
@@ -205,8 +213,7 @@ export class PolicyEnforcer {
         this.log?.('error', `policy violation listener failed: ${(err as Error).message}`);
       }
     }
-    if (refused) throw new CkError(v.refusal === 'size' ? CKR.KEY_SIZE_RANGE : refuseWith, `${v.algorithm}: ${v.reason}`);
-    this.log?.('debug', `policy (warn): ${mechName(mech)} ${v.algorithm} not allowed: ${v.reason}`);
-    return v;
+    if (!refused) this.log?.('debug', `policy (warn): ${mechName(mech)} ${v.algorithm} not allowed: ${v.reason}`);
+    return refused;
   }
 }

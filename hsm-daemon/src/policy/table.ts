@@ -33,7 +33,8 @@ export type SizeRule = 'rsa' | 'ec' | 'edwards' | 'hmac' | 'aes';
 /** A [algorithms] switch that must be on before the row is allowed, approved or not. */
 export type Gate = 'allow_aes_ecb' | 'allow_raw_rsa';
 
-export type PolicyOp = 'sign' | 'verify' | 'encrypt' | 'decrypt' | 'digest' | 'derive' | 'wrap' | 'unwrap' | 'generate';
+/** 'import': a key that enters the token from outside (C_CreateObject, C_UnwrapKey, admin key import). */
+export type PolicyOp = 'sign' | 'verify' | 'encrypt' | 'decrypt' | 'digest' | 'derive' | 'wrap' | 'unwrap' | 'generate' | 'import';
 
 export interface OpenSslId {
   nid?: number;

@@ -35,6 +35,9 @@ export interface TokenRecord {
   user: PinRecord | null;
   failedLogins: { so: number; user: number };
   objects: StoredObject[];
+  /** The slot number sealed objects are bound to (their AAD) when it is not `slot`: a token
+   * restored from a backup of another slot keeps its sealed blobs as they are. */
+  sealSlot?: number;
 }
 
 export class TokenFile {

@@ -37,6 +37,8 @@ export class Token {
   private so: PinRecord | null = null;
   private user: PinRecord | null = null;
   private failed = { so: 0, user: 0 };
+  /** Slot number in the sealed objects' AAD (differs from slotId after a cross-slot restore). */
+  private sealSlot: number;
   /** Held once any login since start has opened it; needed to seal new secrets. */
   private tokenKey: Buffer | null = null;
   /** Stored objects that need the token key to be read (private, or with secrets). */
@@ -65,6 +67,7 @@ export class Token {
     private readonly handles: HandleAllocator,
   ) {
     this.label = settings.defaultLabel;
+    this.sealSlot = slotId;
     this.file = new TokenFile(settings.dataDir, slotId, () => this.snapshot());
   }
 
@@ -74,16 +77,59 @@ export class Token {
       this.serial = randomBytes(8).toString('hex').toUpperCase();
       return;
     }
+    this.applyRecord(rec, rec.sealSlot ?? this.slotId);
+  }
+
+  /** Takes over a stored record's state; sealed objects stay locked until a login. */
+  private applyRecord(rec: TokenRecord, sealSlot: number): void {
     this.initialized = rec.initialized;
     this.label = rec.label;
     this.serial = rec.serial;
     this.so = rec.so;
     this.user = rec.user;
     this.failed = { ...rec.failedLogins };
+    this.sealSlot = sealSlot;
     for (const so of rec.objects) {
       if (so.sealed) this.locked.push(so);
       else this.adopt(so.uid, decodeAttrs(so.clear), new Map(), { session: null, app: null });
     }
+  }
+
+  /**
+   * Replaces this token's whole state with a backed-up record (admin/backup.ts), then
+   * persists it durably. The caller has validated `rec` and checked that no session is open.
+   * Object uids are kept (GCM counters are keyed by them); handles are new. Every login
+   * ends: the token key in memory belonged to the old state. `rec.slot` may name another
+   * slot: the sealed blobs stay bound to the slot they were sealed on (sealSlot).
+   */
+  async adoptRecord(rec: TokenRecord): Promise<void> {
+    for (const o of this.objects.values()) o.wipe(secretAttributes(o.objectClass));
+    this.objects.clear();
+    this.locked = [];
+    this.logins.clear();
+    this.tokenKey?.fill(0);
+    this.tokenKey = null;
+    this.pinMacs.clear();
+    this.callerFailures.clear();
+    this.applyRecord(rec, rec.sealSlot ?? rec.slot);
+    await this.file.persist();
+  }
+
+  /** Checks the SO PIN without logging in (admin backup/restore); counts towards the
+   * lockout like C_Login. Throws CKR_PIN_INCORRECT / CKR_PIN_LOCKED. */
+  async verifySoPin(pin: Buffer, who: PinCaller = { app: '' }): Promise<void> {
+    if (!this.so) throw new CkError(CKR.TOKEN_NOT_RECOGNIZED, `the token in slot ${this.slotId} is not initialised`);
+    const key = await this.checkPin('so', this.so, pin, who);
+    key.fill(0);
+    if (this.failed.so !== 0) {
+      this.failed.so = 0;
+      await this.file.persist();
+    }
+  }
+
+  /** The token's stored form, exactly as the token file holds it (admin backup). */
+  record(): TokenRecord {
+    return this.snapshot();
   }
 
   /** Exponential delay before a wrong PIN is answered ([security] failed_login_delay_*). */
@@ -162,6 +208,7 @@ export class Token {
     this.failed = { so: 0, user: 0 };
     this.callerFailures.clear();
     this.label = label;
+    this.sealSlot = this.slotId;
     this.initialized = true;
     await this.file.persist();
     this.onTokenCleared?.(this.slotId);
@@ -414,7 +461,7 @@ export class Token {
   }
 
   private aad(uid: string): string {
-    return `craton-hsm/object/v1/slot-${this.slotId}/${uid}`;
+    return `craton-hsm/object/v1/slot-${this.sealSlot}/${uid}`;
   }
 
   /** The stored form of a token object; throws CKR_USER_NOT_LOGGED_IN when it holds
@@ -453,6 +500,7 @@ export class Token {
       user: this.user,
       failedLogins: { ...this.failed },
       objects,
+      ...(this.sealSlot !== this.slotId ? { sealSlot: this.sealSlot } : {}),
     };
   }
 

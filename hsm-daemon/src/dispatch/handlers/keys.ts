@@ -8,6 +8,8 @@ import type { AttrMap } from '../../mechanisms/types.js';
 import type { Handler } from '../call.js';
 import { addObject } from './objects.js';
 import { checkKeyDates } from '../../lifecycle/index.js';
+import { admitKey } from '../../policy/key-admission.js';
+import { GcmNonceGuard } from '../../nonce/guard.js';
 
 function familyFor(core: Parameters<Handler>[0]['core'], type: number, flag: number) {
   const info = core.mechanisms.info(type);
@@ -101,6 +103,12 @@ export const wrapKey: Handler = async ({ app, req, out, core, note }) => {
   if (key.objectClass !== CKO.SECRET_KEY && key.objectClass !== CKO.PRIVATE_KEY) throw new CkError(CKR.KEY_NOT_WRAPPABLE);
   if (readBool(key.attrs.get(CKA.EXTRACTABLE)) !== true) throw new CkError(CKR.KEY_UNEXTRACTABLE);
   if (key.flag(CKA.WRAP_WITH_TRUSTED) && !wrapping.flag(CKA.TRUSTED)) throw new CkError(CKR.KEY_NOT_WRAPPABLE);
+  if (GcmNonceGuard.governs('wrap', mech)) {
+    // Counted and IV-checked like C_EncryptInit. The wrap reply has no room for a generated
+    // IV, so under caller_iv = "generate" the guard refuses (CKR_MECHANISM_PARAM_INVALID).
+    const gen = await core.gcm.admit(wrapping, mech, false);
+    if (gen.callerIv) note.approved = false;
+  }
   out.bytes(await family.wrap(mech, wrapping, key));
 };
 
@@ -128,6 +136,7 @@ export const unwrapKey: Handler = async ({ app, req, out, core, note }) => {
     implied.set(CKA.VALUE_LEN, ulongValue(values.get(CKA.VALUE)!.length));
   }
   const built = buildNewObject(tpl, implied, { how: 'unwrap' });
+  admitKey(core.policy, built.attrs, note);
   const obj = await addObject(core, s, built.attrs, built.arrays);
   note.key = obj.handle;
   out.ulong(obj.handle);

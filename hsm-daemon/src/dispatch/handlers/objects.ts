@@ -10,7 +10,8 @@ import type { AttrAnswer, Attr } from '../../wire/contract.js';
 import type { HsmObject } from '../../objects/object.js';
 import type { Session } from '../../session/session.js';
 import type { HsmCore } from '../core.js';
-import type { Handler } from '../call.js';
+import type { CallNote, Handler } from '../call.js';
+import { admitKey } from '../../policy/key-admission.js';
 
 export const newUid = () => randomBytes(16).toString('hex');
 
@@ -30,14 +31,24 @@ export async function addObject(core: HsmCore, s: Session, attrs: AttrMap, array
   return core.tokenOf(s).addObject(newUid(), attrs, arrays, owner);
 }
 
+/** C_CreateObject's work: the caller's template checked and completed, the key admitted
+ * by the policy, the object stored. The admin `key.import` command (admin/key-import.ts)
+ * creates through here too, so both refuse and build exactly alike. Returns the object and,
+ * in warn mode, the policy's objection it let through. */
+export async function createFromTemplate(core: HsmCore, s: Session, template: Attr[], note: CallNote): Promise<{ obj: HsmObject; warning?: string }> {
+  const built = buildNewObject(parseTemplate(template), new Map(), { how: 'create' });
+  const warning = admitKey(core.policy, built.attrs, note);
+  const obj = await addObject(core, s, built.attrs, built.arrays);
+  return warning === undefined ? { obj } : { obj, warning };
+}
+
 export const createObject: Handler = async ({ app, req, out, core, note }) => {
   const h = req.ulong(true);
   const template = req.template();
   req.end();
   note.session = h;
   const s = core.session(app.id, h);
-  const built = buildNewObject(parseTemplate(template), new Map(), { how: 'create' });
-  const obj = await addObject(core, s, built.attrs, built.arrays);
+  const { obj } = await createFromTemplate(core, s, template, note);
   note.object = obj.handle;
   out.ulong(obj.handle);
 };

@@ -1,0 +1,348 @@
+// Compares each call, and each closed bucket, with what was learned for its client and
+// key, and says what left which baseline and by how much. Time comes only from the
+// observations and tick(now), so tests drive it without a clock: a bucket closes when a
+// later call (or a tick) falls past its end.
+import { createHash } from 'node:crypto';
+import { CKR, mechanismName, rvName } from '../pkcs11/index.js';
+import { alphaFromHalfLife, band, sigmasAbove } from './ewma.js';
+import {
+  bucketStart,
+  isWarm,
+  learnBucket,
+  leastRecent,
+  newClient,
+  newSeries,
+  type AnomalySettings,
+  type Bucket,
+  type ClientBaseline,
+  type Series,
+} from './baseline.js';
+
+export type AnomalyKind = 'new_key' | 'new_mechanism' | 'rate_high' | 'failure_spike' | 'unusual_hour';
+export const ANOMALY_KINDS: readonly AnomalyKind[] = ['new_key', 'new_mechanism', 'rate_high', 'failure_spike', 'unusual_hour'];
+
+/** One completed call as the detector sees it (anomaly/identity.ts builds it). */
+export interface Observation {
+  /** Milliseconds since the epoch. */
+  at: number;
+  uid: number;
+  exe: string | null;
+  fn: string;
+  rv: number;
+  mechanism?: number;
+  /** The token key the call used (not one it created). */
+  key?: { id: string; label?: () => string | undefined };
+}
+
+export interface Finding {
+  action: 'trigger' | 'resolve';
+  kind: AnomalyKind;
+  severity: 'critical' | 'warning' | 'info';
+  client: { uid: number; exe: string | null; id: string };
+  key?: { id: string; label?: string };
+  mechanism?: string;
+  call?: string;
+  /** ISO time of the call or of the bucket's start. */
+  at: string;
+  /** The learned values the observation was compared with. */
+  baseline: Record<string, unknown>;
+  observed: Record<string, unknown>;
+  /** Which baseline was left and by how much, in one sentence. */
+  deviation: string;
+  /** One line for the alert: kind, client, deviation. */
+  summary: string;
+  /** Starts with the alert kind (anomaly_<kind>), as alerts/ resolve() expects. */
+  dedupKey: string;
+}
+
+/** Results that are normal answers, not failures: length queries, attributes a caller may
+ * not read, a second login by the same application. */
+const BENIGN = new Set<number>([CKR.OK, CKR.BUFFER_TOO_SMALL, CKR.ATTRIBUTE_SENSITIVE, CKR.ATTRIBUTE_TYPE_INVALID, CKR.USER_ALREADY_LOGGED_IN]);
+
+const DAY_MS = 24 * 3600_000;
+const LIST_MAX = 8;
+
+interface CountedBucket extends Bucket {
+  spikeRaised?: boolean;
+  hourChecked?: boolean;
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+const fmt = (x: number): string => x.toFixed(1);
+const iso = (ms: number): string => new Date(ms).toISOString();
+const list = (xs: string[]): string => (xs.length === 0 ? 'none' : xs.length > LIST_MAX ? `${xs.slice(0, LIST_MAX).join(', ')} and ${xs.length - LIST_MAX} more` : xs.join(', '));
+const clientName = (c: ClientBaseline): string => `uid ${c.uid} ${c.exe ?? '(executable unknown)'}`;
+
+export function clientId(uid: number, exe: string | null): string {
+  return createHash('sha256').update(`${uid}\0${exe ?? ''}`).digest('hex').slice(0, 12);
+}
+
+/** The key of Detector.clients. */
+export const clientKey = (uid: number, exe: string | null): string => `${uid}\0${exe ?? ''}`;
+
+export class Detector {
+  readonly clients = new Map<string, ClientBaseline>();
+  /** uid → exe → client: the per-call lookup without building a string. */
+  private readonly byUid = new Map<number, Map<string | null, ClientBaseline>>();
+  /** Triggers emitted per kind since start (the metrics counter). */
+  readonly raised: Record<AnomalyKind, number> = { new_key: 0, new_mechanism: 0, rate_high: 0, failure_spike: 0, unusual_hour: 0 };
+  private readonly alpha: number;
+  private readonly bucketMs: number;
+
+  constructor(readonly settings: AnomalySettings) {
+    this.alpha = alphaFromHalfLife(settings.halfLifeBuckets);
+    this.bucketMs = settings.bucketSeconds * 1000;
+  }
+
+  /** Learns one call and returns what it deviates in (empty during warm-up). */
+  observe(o: Observation): Finding[] {
+    const s = this.settings;
+    const out: Finding[] = [];
+    const c = this.client(o.uid, o.exe, o.at);
+    this.roll(c, c, undefined, o.at, out);
+    const warm = isWarm(c, s);
+    c.lastSeen = o.at;
+
+    let ks: Series | undefined;
+    if (o.key) {
+      ks = c.keys.get(o.key.id);
+      if (!ks) {
+        if (warm && s.newKey) out.push(this.newKey(c, o));
+        ks = newSeries(o.at);
+        c.keys.set(o.key.id, ks);
+        if (c.keys.size > s.maxKeysPerClient) c.keys.delete(leastRecent(c.keys)!);
+      } else {
+        this.roll(c, ks, o.key.id, o.at, out);
+      }
+      ks.lastSeen = o.at;
+    }
+
+    if (o.mechanism !== undefined) {
+      const m = o.mechanism;
+      if (!c.mechanisms.has(m)) {
+        if (warm && s.newMechanism) out.push(this.newMechanism(c, undefined, o));
+      } else if (ks && o.key && warm && s.newMechanism && isWarm(ks, s) && !ks.mechanisms.has(m)) {
+        out.push(this.newMechanism(c, ks, o));
+      }
+      c.mechanisms.set(m, o.at);
+      ks?.mechanisms.set(m, o.at);
+    }
+
+    const failed = !BENIGN.has(o.rv);
+    const cb = this.count(c, o, failed);
+    if (ks) this.count(ks, o, failed);
+
+    if (warm && s.unusualHour && !cb.hourChecked) {
+      cb.hourChecked = true;
+      const hour = new Date(o.at).getUTCHours();
+      if (o.at - c.firstSeen >= DAY_MS && c.hours[hour] === 0) out.push(this.unusualHour(c, o, hour));
+    }
+    if (warm && failed && !c.open.fail && !cb.spikeRaised && this.isSpike(c, cb)) {
+      cb.spikeRaised = true;
+      c.open.fail = true;
+      out.push(this.failureSpike(c, cb, o));
+    }
+    return this.tally(out);
+  }
+
+  /** Closes every bucket that ended by `now` and resolves incidents of idle clients. */
+  tick(now: number): Finding[] {
+    const out: Finding[] = [];
+    for (const c of this.clients.values()) {
+      this.roll(c, c, undefined, now, out);
+      for (const [id, ks] of c.keys) this.roll(c, ks, id, now, out);
+    }
+    return this.tally(out);
+  }
+
+  private tally(out: Finding[]): Finding[] {
+    for (const f of out) if (f.action === 'trigger') this.raised[f.kind]++;
+    return out;
+  }
+
+  private client(uid: number, exe: string | null, now: number): ClientBaseline {
+    const c = this.byUid.get(uid)?.get(exe);
+    if (c) return c;
+    const n = newClient(uid, exe, clientId(uid, exe), now);
+    this.add(n);
+    if (this.clients.size > this.settings.maxClients) this.forget(leastRecent(this.clients)!);
+    return n;
+  }
+
+  /** Adds a client baseline (store.ts restores through this). */
+  add(c: ClientBaseline): void {
+    this.clients.set(clientKey(c.uid, c.exe), c);
+    let m = this.byUid.get(c.uid);
+    if (!m) this.byUid.set(c.uid, (m = new Map()));
+    m.set(c.exe, c);
+  }
+
+  private forget(key: string): void {
+    const c = this.clients.get(key);
+    if (!c) return;
+    this.clients.delete(key);
+    const m = this.byUid.get(c.uid);
+    m?.delete(c.exe);
+    if (m?.size === 0) this.byUid.delete(c.uid);
+  }
+
+  /** Forgets every client (a baselines file that could not be read). */
+  clear(): void {
+    this.clients.clear();
+    this.byUid.clear();
+  }
+
+  private count(series: Series, o: Observation, failed: boolean): CountedBucket {
+    let b = series.bucket as CountedBucket | null;
+    if (!b) {
+      b = { start: bucketStart(o.at, this.bucketMs), calls: 0, failures: 0, rvs: new Map() };
+      series.bucket = b;
+    }
+    b.calls++;
+    if (failed) {
+      b.failures++;
+      b.rvs.set(o.rv, (b.rvs.get(o.rv) ?? 0) + 1);
+    }
+    return b;
+  }
+
+  private isSpike(series: Series, b: Bucket): boolean {
+    return b.failures >= this.settings.minFailures && b.failures / b.calls - series.fail.mean >= this.settings.failureRatio;
+  }
+
+  /** Closes the series' bucket once `now` is past its end: judges its rate against the band
+   * learned so far, then learns it. A series with open incidents and no bucket for a whole
+   * bucket length is idle, which is back in band. */
+  private roll(c: ClientBaseline, series: Series, keyId: string | undefined, now: number, out: Finding[]): void {
+    const b = series.bucket as CountedBucket | null;
+    const s = this.settings;
+    if (!b) {
+      if ((series.open.rate || series.open.fail) && now >= series.lastClosedEnd + this.bucketMs) {
+        const why = `no calls in the ${s.bucketSeconds} s bucket after ${iso(series.lastClosedEnd)}`;
+        if (series.open.rate) out.push(this.resolved(c, 'rate_high', keyId, why, now));
+        if (series.open.fail && !keyId) out.push(this.resolved(c, 'failure_spike', undefined, why, now));
+        series.open.rate = series.open.fail = false;
+      }
+      return;
+    }
+    if (now < b.start + this.bucketMs) return;
+    series.bucket = null;
+    series.lastClosedEnd = b.start + this.bucketMs;
+    const warm = isWarm(c, s) && isWarm(series, s);
+    const rb = band(series.rate, s.rateSigma, s.rateFloor);
+    const high = warm && b.calls > rb.upper;
+    if (high && !series.open.rate) {
+      series.open.rate = true;
+      out.push(this.rateHigh(c, series, keyId, b, rb));
+    } else if (!high && series.open.rate) {
+      series.open.rate = false;
+      out.push(this.resolved(c, 'rate_high', keyId, `${b.calls} calls in the ${s.bucketSeconds} s bucket from ${iso(b.start)}, within the band ≤ ${fmt(rb.upper)}`, now));
+    }
+    const spike = warm && this.isSpike(series, b);
+    if (!keyId && series.open.fail && !spike) {
+      series.open.fail = false;
+      out.push(this.resolved(c, 'failure_spike', undefined, `${b.failures} of ${b.calls} calls failed in the bucket from ${iso(b.start)}, back within the failure threshold`, now));
+    }
+    learnBucket(series, b, this.alpha, warm ? rb.upper : Infinity, !spike);
+    if (series === c) c.hours[new Date(b.start).getUTCHours()]!++;
+  }
+
+  // ---- findings
+
+  private base(c: ClientBaseline, kind: AnomalyKind, severity: Finding['severity'], at: number, dedupTail: string, deviation: string): Finding {
+    const client = { uid: c.uid, exe: c.exe, id: c.id };
+    return {
+      action: 'trigger',
+      kind,
+      severity,
+      client,
+      at: iso(at),
+      baseline: {},
+      observed: {},
+      deviation,
+      summary: `usage anomaly ${kind} from ${clientName(c)}: ${deviation}`,
+      dedupKey: `anomaly_${kind}:${c.id}${dedupTail}`,
+    };
+  }
+
+  private newKey(c: ClientBaseline, o: Observation): Finding {
+    const id = o.key!.id;
+    const label = o.key!.label?.();
+    const known = [...c.keys.keys()];
+    const deviation = `first use of key ${id}${label !== undefined ? ` (label ${JSON.stringify(label)})` : ''} (${o.fn}); in ${c.rate.n} learned buckets it used ${known.length} other key(s): ${list(known)}`;
+    const f = this.base(c, 'new_key', 'warning', o.at, `:${id}`, deviation);
+    f.key = { id, label };
+    f.call = o.fn;
+    if (o.mechanism !== undefined) f.mechanism = mechanismName(o.mechanism);
+    f.baseline = { keys_used: known.slice(0, 64), buckets_learned: c.rate.n };
+    f.observed = { key: id, call: o.fn, rv: rvName(o.rv) };
+    return f;
+  }
+
+  private newMechanism(c: ClientBaseline, ks: Series | undefined, o: Observation): Finding {
+    const m = mechanismName(o.mechanism!);
+    const learnedFrom = ks ?? c;
+    const known = [...learnedFrom.mechanisms.keys()].map(mechanismName);
+    const keyId = ks ? o.key!.id : o.key?.id;
+    const deviation = ks
+      ? `first use of ${m} with key ${keyId} by this client (${o.fn}); in ${ks.rate.n} learned buckets the key was used with: ${list(known)}`
+      : `first use of ${m} by this client (${o.fn}, ${rvName(o.rv)}); in ${c.rate.n} learned buckets it used: ${list(known)}`;
+    const f = this.base(c, 'new_mechanism', 'warning', o.at, `${ks ? `:${keyId}` : ''}:${m}`, deviation);
+    f.mechanism = m;
+    f.call = o.fn;
+    if (keyId !== undefined) f.key = { id: keyId, label: o.key?.label?.() };
+    f.baseline = { scope: ks ? 'key' : 'client', mechanisms_used: known.slice(0, 64), buckets_learned: learnedFrom.rate.n };
+    f.observed = { mechanism: m, call: o.fn, rv: rvName(o.rv) };
+    return f;
+  }
+
+  private rateHigh(c: ClientBaseline, series: Series, keyId: string | undefined, b: Bucket, rb: ReturnType<typeof band>): Finding {
+    const s = this.settings;
+    const z = sigmasAbove(rb, b.calls);
+    const deviation =
+      `${b.calls} calls${keyId ? ` with key ${keyId}` : ''} in the ${s.bucketSeconds} s bucket from ${iso(b.start)}, ${fmt(z)} σ above the learned mean of ` +
+      `${fmt(rb.mean)} calls per bucket (σ ${fmt(rb.sigmaEff)}${rb.sigmaEff > rb.sigma ? ` = floor ${s.rateFloor}/${s.rateSigma}, learned σ ${fmt(rb.sigma)}` : ''}, band ≤ ${fmt(rb.upper)}, ${series.rate.n} buckets learned)`;
+    // Twice the alerting distance is no longer a busy minute but a different workload.
+    const f = this.base(c, 'rate_high', z >= 2 * s.rateSigma ? 'critical' : 'warning', b.start, keyId ? `:${keyId}` : '', deviation);
+    if (keyId) f.key = { id: keyId };
+    f.baseline = { scope: keyId ? 'key' : 'client', mean: round(rb.mean), sigma: round(rb.sigma), sigma_used: round(rb.sigmaEff), band_upper: round(rb.upper), buckets_learned: series.rate.n, bucket_seconds: s.bucketSeconds };
+    f.observed = { calls: b.calls, sigmas_above: round(z), bucket_start: iso(b.start) };
+    return f;
+  }
+
+  private failureSpike(c: ClientBaseline, b: Bucket, o: Observation): Finding {
+    const s = this.settings;
+    const ratio = b.failures / b.calls;
+    const top = [...b.rvs.entries()].sort((x, y) => y[1] - x[1]).slice(0, 3);
+    const deviation =
+      `${b.failures} of ${b.calls} calls failed (${pct(ratio)}) in the ${s.bucketSeconds} s bucket from ${iso(b.start)}, ` +
+      `${fmt((ratio - c.fail.mean) * 100)} points above the learned failure ratio of ${pct(c.fail.mean)} (threshold +${fmt(s.failureRatio * 100)} points); ` +
+      `most frequent: ${top.map(([rv, n]) => `${rvName(rv)} ×${n}`).join(', ')}`;
+    const f = this.base(c, 'failure_spike', 'critical', o.at, '', deviation);
+    f.call = o.fn;
+    f.baseline = { failure_ratio: round(c.fail.mean), buckets_learned: c.fail.n, threshold_points: s.failureRatio, min_failures: s.minFailures };
+    f.observed = { failures: b.failures, calls: b.calls, failure_ratio: round(ratio), top_rvs: top.map(([rv, n]) => ({ rv: rvName(rv), count: n })) };
+    return f;
+  }
+
+  private unusualHour(c: ClientBaseline, o: Observation, hour: number): Finding {
+    const active = c.hours.flatMap((n, h) => (n > 0 ? [`${String(h).padStart(2, '0')}`] : []));
+    const hh = String(hour).padStart(2, '0');
+    const deviation = `active at ${hh}:00–${hh}:59 UTC (${o.fn}), an hour with no activity in ${c.rate.n} learned buckets since ${iso(c.firstSeen)}; active hours (UTC): ${list(active)}`;
+    const f = this.base(c, 'unusual_hour', 'warning', o.at, `:${hh}`, deviation);
+    f.call = o.fn;
+    f.baseline = { active_hours_utc: c.hours.map((n) => n), buckets_learned: c.rate.n };
+    f.observed = { hour_utc: hour };
+    return f;
+  }
+
+  private resolved(c: ClientBaseline, kind: 'rate_high' | 'failure_spike', keyId: string | undefined, why: string, at: number): Finding {
+    const f = this.base(c, kind, 'info', at, keyId ? `:${keyId}` : '', why);
+    f.action = 'resolve';
+    f.summary = `usage anomaly ${kind} from ${clientName(c)} resolved: ${why}`;
+    if (keyId) f.key = { id: keyId };
+    return f;
+  }
+}
+
+const round = (x: number): number => Math.round(x * 1000) / 1000;

@@ -1,0 +1,267 @@
+// Usage-anomaly detection end to end (docs/anomaly.md): this process loads the real module
+// (pkcs11js → libcraton_hsm.so → craton-hsmd), keeps a steady pattern (SHA-256 digests and
+// ECDSA signatures with key A, once per 1-second bucket) through the warm-up, then deviates:
+// a never-used key B, a never-used mechanism, a burst far above the band, a run of failing
+// calls. Each must reach the webhook sink as an explained alert, the audit log as a
+// UsageAnomaly entry and the metrics counter. After a restart the learned state is back:
+// a deviation alerts at once, with no second warm-up. Alerts are polled for; no assertion
+// depends on how fast anything runs (buckets close by the calls' own timestamps).
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CKA, CKF, CKM, CKR, CKU } from '../../hsm-daemon/src/pkcs11/index.js';
+import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import { initTokenAndLogin, loadModule, rvOf, type LoadedModule, type PKCS11 } from '../helpers/module.js';
+
+const SO_PIN = '12345678';
+const USER_PIN = '1234';
+const P256 = Buffer.from('06082a8648ce3d030107', 'hex');
+const BUCKET_MS = 1000;
+
+interface Hook {
+  path: string;
+  body: Record<string, any>;
+}
+const hooks: Hook[] = [];
+let receiver: http.Server;
+let hookBase: string;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function anomalyDaemon(hookPath: string, dataDir?: string): Promise<{ d: Daemon; metricsUrl: string }> {
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    try {
+      const d = await startDaemon({
+        slots: 1,
+        dataDir,
+        extraToml: [
+          '[security]',
+          'failed_login_delay_base_ms = 0',
+          '[anomaly]',
+          'bucket_seconds = 1',
+          'warmup_buckets = 4',
+          'half_life_buckets = 50',
+          'rate_sigma = 4.0',
+          'rate_floor = 40',
+          'failure_ratio = 0.5',
+          'min_failures = 10',
+          'save_interval_seconds = 3600', // only the shutdown save: the restart tests it
+          '[metrics]',
+          'enabled = true',
+          `listen = "127.0.0.1:${port}"`,
+          '[alerts.webhook]',
+          `url = "${hookBase}${hookPath}"`,
+          '',
+        ].join('\n'),
+      });
+      return { d, metricsUrl: `http://127.0.0.1:${port}` };
+    } catch (e) {
+      if (attempt < 3 && /EADDRINUSE/.test(String(e))) continue;
+      throw e;
+    }
+  }
+}
+
+async function waitFor<T>(what: string, f: () => T | undefined, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; webhook got:\n${hooks.map((h) => `${h.path} ${h.body.event_action} ${h.body.kind}: ${h.body.summary}`).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const alertOf = (hookPath: string, kind: string, match: (b: Record<string, any>) => boolean = () => true) => () =>
+  hooks.find((h) => h.path === hookPath && h.body.event_action === 'trigger' && h.body.kind === kind && match(h.body))?.body;
+
+/** Sleeps into the next bucket, so each round of the pattern is one active bucket. */
+async function nextBucket(): Promise<void> {
+  await new Promise((r) => setTimeout(r, BUCKET_MS - (Date.now() % BUCKET_MS) + 20));
+}
+
+function digest(p11: PKCS11, s: Buffer, mechanism = CKM.SHA256): void {
+  p11.C_DigestInit(s, { mechanism });
+  p11.C_Digest(s, Buffer.from('steady'), Buffer.alloc(64));
+}
+
+function sign(p11: PKCS11, s: Buffer, key: Buffer): void {
+  p11.C_SignInit(s, { mechanism: CKM.ECDSA_SHA256 }, key);
+  p11.C_Sign(s, Buffer.from('steady'), Buffer.alloc(64));
+}
+
+function ecKey(p11: PKCS11, s: Buffer, label: string): Buffer {
+  return p11.C_GenerateKeyPair(
+    s,
+    { mechanism: CKM.EC_KEY_PAIR_GEN },
+    [{ type: CKA.EC_PARAMS, value: P256 }, { type: CKA.TOKEN, value: true }, { type: CKA.VERIFY, value: true }, { type: CKA.LABEL, value: label }],
+    [{ type: CKA.TOKEN, value: true }, { type: CKA.PRIVATE, value: true }, { type: CKA.SENSITIVE, value: true }, { type: CKA.SIGN, value: true }, { type: CKA.LABEL, value: label }],
+  ).privateKey;
+}
+
+function auditEntries(d: Daemon): Array<Record<string, any>> {
+  return readFileSync(path.join(d.dataDir, 'craton_hsm_audit.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, any>);
+}
+
+beforeAll(async () => {
+  receiver = http.createServer((req, res) => {
+    let data = '';
+    req.on('data', (c) => (data += c));
+    req.on('end', () => {
+      hooks.push({ path: req.url ?? '', body: JSON.parse(data || '{}') });
+      res.writeHead(200).end('{}');
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  hookBase = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  receiver.closeAllConnections();
+  await new Promise((r) => receiver.close(r));
+});
+
+describe('usage-anomaly detection through the real module', () => {
+  let d: Daemon;
+  let metricsUrl: string;
+  let m: LoadedModule | undefined;
+  let p11: PKCS11;
+  let s: Buffer;
+  let keyA: Buffer;
+  let keyB: Buffer;
+  let keyBId = '';
+
+  beforeAll(async () => {
+    ({ d, metricsUrl } = await anomalyDaemon('/first'));
+    m = loadModule(d.socketPath);
+    p11 = m.p11;
+    ({ session: s } = initTokenAndLogin(p11, { soPin: SO_PIN, userPin: USER_PIN, label: 'anomaly' }));
+    keyA = ecKey(p11, s, 'anomaly-key-a');
+    keyB = ecKey(p11, s, 'anomaly-key-b'); // made, never used: creating is not using
+    // the learned pattern: 8 active buckets of 3 digests + 1 signature with key A
+    for (let b = 0; b < 8; b++) {
+      await nextBucket();
+      for (let i = 0; i < 3; i++) digest(p11, s);
+      sign(p11, s, keyA);
+    }
+    await nextBucket();
+  }, 120_000);
+  afterAll(async () => {
+    m?.close();
+    await d?.stop();
+  });
+
+  it('learned the pattern quietly: no anomaly alert during warm-up and steady use', async () => {
+    digest(p11, s);
+    sign(p11, s, keyA);
+    expect(hooks.filter((h) => String(h.body.kind).startsWith('anomaly_'))).toEqual([]);
+  });
+
+  it('a never-used key: new_key names the key and the keys used before', async () => {
+    sign(p11, s, keyB);
+    const a = await waitFor('new_key alert', alertOf('/first', 'anomaly_new_key'));
+    expect(a.severity).toBe('warning');
+    expect(a.action).toBe('ticket');
+    expect(a.details.anomaly).toBe('new_key');
+    expect(a.details.key.label).toBe('anomaly-key-b');
+    expect(a.details.key.id).toMatch(/^slot-0\/\S+$/);
+    keyBId = a.details.key.id;
+    expect(a.details.client.uid).toBe(process.getuid!());
+    expect(a.details.baseline.keys_used).toHaveLength(1);
+    expect(a.details.baseline.keys_used[0]).not.toBe(keyBId);
+    expect(a.summary).toMatch(/^usage anomaly new_key from uid \d+ \S+: first use of key slot-0\/\S+ \(label "anomaly-key-b"\) \(C_SignInit\); in \d+ learned buckets it used 1 other key\(s\): slot-0\/\S+$/);
+  });
+
+  it('a never-used mechanism: new_mechanism names it and the learned ones', async () => {
+    digest(p11, s, CKM.SHA384);
+    const a = await waitFor('new_mechanism alert', alertOf('/first', 'anomaly_new_mechanism', (b) => b.details.mechanism === 'CKM_SHA384'));
+    expect(a.details.explanation).toMatch(/^first use of CKM_SHA384 by this client \(C_DigestInit, CKR_OK\); in \d+ learned buckets it used: /);
+    expect(a.details.baseline.mechanisms_used).toEqual(expect.arrayContaining(['CKM_SHA256', 'CKM_ECDSA_SHA256']));
+    expect(a.details.baseline.mechanisms_used).not.toContain('CKM_SHA384');
+  });
+
+  it('a burst far above the band: rate_high says how many σ above the learned mean', async () => {
+    await nextBucket();
+    for (let i = 0; i < 1000; i++) digest(p11, s);
+    const a = await waitFor('rate_high alert', alertOf('/first', 'anomaly_rate_high', (b) => b.details.baseline.scope === 'client'));
+    expect(a.details.explanation).toMatch(/^\d+ calls in the 1 s bucket from \S+Z, \d+\.\d σ above the learned mean of \d+\.\d calls per bucket \(σ \d+\.\d.*band ≤ \d+\.\d, \d+ buckets learned\)$/);
+    expect(a.details.observed.calls).toBeGreaterThan(a.details.baseline.band_upper);
+    expect(a.details.observed.sigmas_above).toBeGreaterThan(4);
+    // the burst ended: the incident resolves once a bucket is back in band (or idle)
+    await waitFor('rate_high resolve', () => hooks.find((h) => h.path === '/first' && h.body.event_action === 'resolve' && h.body.dedup_key === a.dedup_key));
+  });
+
+  it('a run of failing calls: failure_spike pages with the CK_RVs', async () => {
+    await nextBucket();
+    const bogus = Buffer.from([0x39, 0x30, 0, 0, 0, 0, 0, 0]); // handle 12345
+    for (let i = 0; i < 30; i++) expect(rvOf(() => p11.C_SignInit(s, { mechanism: CKM.ECDSA_SHA256 }, bogus))).toBe(CKR.KEY_HANDLE_INVALID);
+    const a = await waitFor('failure_spike alert', alertOf('/first', 'anomaly_failure_spike'));
+    expect(a.severity).toBe('critical');
+    expect(a.action).toBe('page');
+    expect(a.details.observed.top_rvs[0]).toEqual({ rv: 'CKR_KEY_HANDLE_INVALID', count: expect.any(Number) });
+    expect(a.details.observed.top_rvs[0].count).toBeGreaterThanOrEqual(10);
+    expect(a.details.explanation).toMatch(/^\d+ of \d+ calls failed \(\d+\.\d%\) in the 1 s bucket from \S+, \d+\.\d points above the learned failure ratio of \d+\.\d% \(threshold \+50\.0 points\); most frequent: CKR_KEY_HANDLE_INVALID ×\d+/);
+  });
+
+  it('every anomaly is a UsageAnomaly audit entry and counted in /metrics', async () => {
+    const entries = await waitFor('audit entries', () => {
+      const es = auditEntries(d).filter((e) => e.operation === 'UsageAnomaly');
+      return es.length >= 4 ? es : undefined;
+    });
+    const kinds = new Set(entries.map((e) => e.details.anomaly));
+    for (const k of ['new_key', 'new_mechanism', 'rate_high', 'failure_spike']) expect(kinds).toContain(k);
+    const rate = entries.find((e) => e.details.anomaly === 'rate_high')!;
+    expect(rate.details.explanation).toContain('σ above the learned mean');
+    expect(auditEntries(d).some((e) => e.operation === 'UsageAnomalyResolved' && e.details.anomaly === 'rate_high')).toBe(true);
+
+    const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+    const value = (kind: string) => Number(new RegExp(`^craton_hsm_anomaly_alerts_total\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 'NaN');
+    expect(value('new_key')).toBeGreaterThanOrEqual(1);
+    expect(value('new_mechanism')).toBeGreaterThanOrEqual(1);
+    expect(value('rate_high')).toBeGreaterThanOrEqual(1);
+    expect(value('failure_spike')).toBe(1);
+    expect(text).toMatch(/^craton_hsm_anomaly_clients_tracked\{state="warm"\} [1-9]/m);
+  });
+
+  it('persists what it learned: after a restart a deviation alerts at once, learned use does not', async () => {
+    m!.close();
+    m = undefined;
+    await d.stop();
+    const file = path.join(d.dataDir, 'anomaly', 'baselines.json');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const saved = readFileSync(file, 'utf8');
+    expect(saved).toContain(keyBId);
+    expect(saved).not.toContain('anomaly-key-b'); // labels are not kept
+    expect(saved).not.toContain(USER_PIN);
+
+    const second = await anomalyDaemon('/second', d.dataDir);
+    d = second.d;
+    m = loadModule(d.socketPath);
+    p11 = m.p11;
+    const slot = p11.C_GetSlotList(true)[0]!;
+    s = p11.C_OpenSession(slot, CKF.SERIAL_SESSION | CKF.RW_SESSION);
+    p11.C_Login(s, CKU.USER, USER_PIN);
+    digest(p11, s); // learned before the restart
+    digest(p11, s, CKM.SHA512); // never used
+    const a = await waitFor('new_mechanism after restart', alertOf('/second', 'anomaly_new_mechanism', (b) => b.details.mechanism === 'CKM_SHA512'));
+    expect(a.details.baseline.mechanisms_used).toEqual(expect.arrayContaining(['CKM_SHA256', 'CKM_SHA384', 'CKM_ECDSA_SHA256']));
+    // one sink delivers in order: nothing about the learned SHA-256 came before it
+    expect(hooks.filter((h) => h.path === '/second' && h.body.kind === 'anomaly_new_mechanism').map((h) => h.body.details.mechanism)).toEqual(['CKM_SHA512']);
+    expect(d.stderr()).toMatch(/anomaly: 1 client baseline\(s\) loaded/);
+  });
+});
