@@ -1,15 +1,15 @@
 // The admin `key.import` command (docs/admin.md "key import"): token objects from PKCS#11
 // templates the CLI built out of key and certificate files (admin-cli/src/keys/import.ts).
-// Each object goes through createFromTemplate, the code C_CreateObject runs, inside a
-// transient user login; all or nothing: when one object is refused, those made before it in
-// the same request are destroyed again. The response (and the audit entry server.ts writes
-// from it) names the objects by class, key type, size, label and id, never by value.
+// Each object goes through prepareFromTemplate, the code C_CreateObject runs, inside a
+// transient user login; all or nothing: every object is prepared (and judged by the policy)
+// before any is stored, then all are stored in one durable token write (a crash keeps the
+// whole bundle or none of it). The response (and the audit entry server.ts writes from it)
+// names the objects by class, key type, size, label and id, never by value.
 import { CKA } from '../pkcs11/index.js';
 import { className, keyTypeName } from '../pkcs11/names.js';
 import { readBool } from '../pkcs11/values.js';
 import { CkError } from '../errors.js';
-import type { CallNote } from '../dispatch/call.js';
-import { createFromTemplate } from '../dispatch/handlers/objects.js';
+import { addObjects, prepareFromTemplate } from '../dispatch/handlers/objects.js';
 import type { HsmObject } from '../objects/object.js';
 import { keyContext } from '../policy/enforcer.js';
 import { Session } from '../session/session.js';
@@ -76,26 +76,21 @@ export async function keyImport(ctx: AdminContext, args: Args, pid: number) {
       // Session handle 0 is never a real session; only token objects are made, so no
       // object is owned by it.
       const s = new Session(0, slot, app, true);
-      const made: HsmObject[] = [];
       const warnings: Array<{ object: number; reason: string }> = [];
-      try {
-        for (const [i, tpl] of templates.entries()) {
-          const note: CallNote = {};
-          try {
-            const r = await createFromTemplate(ctx.core, s, tpl, note);
-            made.push(r.obj);
-            adopted.add(i);
-            if (r.warning) warnings.push({ object: i, reason: r.warning });
-          } catch (e) {
-            if (!(e instanceof CkError)) throw e;
-            const detail = e.message.replace(/^CKR_\w+:? ?/, '');
-            throw new CkError(e.rv, `object ${i + 1} of ${templates.length} refused${detail ? `: ${detail}` : ''}; nothing was imported`);
-          }
+      const prepared = templates.map((tpl, i) => {
+        try {
+          const p = prepareFromTemplate(ctx.core, tpl, {});
+          if (p.warning) warnings.push({ object: i, reason: p.warning });
+          return p;
+        } catch (e) {
+          if (!(e instanceof CkError)) throw e;
+          const detail = e.message.replace(/^CKR_\w+:? ?/, '');
+          throw new CkError(e.rv, `object ${i + 1} of ${templates.length} refused${detail ? `: ${detail}` : ''}; nothing was imported`);
         }
-      } catch (e) {
-        for (const o of made.reverse()) await t.destroyObject(o);
-        throw e;
-      }
+      });
+      // One durable change for the whole bundle: a crash keeps all of it or none.
+      const made = await addObjects(ctx.core, s, prepared);
+      for (const i of templates.keys()) adopted.add(i);
       return { slot, imported: made.map(summary), warnings };
     });
   } finally {

@@ -407,18 +407,38 @@ export class Token {
   }
 
   async addObject(uid: string, attrs: AttrMap, arrays: Map<number, Attr[]>, owner: ObjectOwner): Promise<HsmObject> {
-    if (this.objectCount >= this.settings.maxObjects) throw new CkError(CKR.DEVICE_MEMORY, 'object limit of this token reached');
-    const obj = this.adopt(uid, attrs, arrays, owner);
-    if (obj.isToken) {
+    const [obj] = await this.addObjects([{ uid, attrs, arrays, owner }]);
+    return obj!;
+  }
+
+  /**
+   * Adds several objects as one change: they are adopted together (no await in between, so
+   * no snapshot can hold some of them) and the token objects among them reach disk in one
+   * durable write. A crash leaves all of them or none (a key pair, an imported bundle).
+   */
+  async addObjects(items: Array<{ uid: string; attrs: AttrMap; arrays: Map<number, Attr[]>; owner: ObjectOwner }>): Promise<HsmObject[]> {
+    if (this.objectCount + items.length > this.settings.maxObjects) throw new CkError(CKR.DEVICE_MEMORY, 'object limit of this token reached');
+    const objs = items.map((i) => this.adopt(i.uid, i.attrs, i.arrays, i.owner));
+    const forgetAll = () => {
+      for (const o of objs) this.objects.delete(o.handle);
+    };
+    if (objs.some((o) => o.isToken)) {
       try {
-        this.storedForm(obj);
+        for (const o of objs) if (o.isToken) this.storedForm(o);
+      } catch (err) {
+        forgetAll();
+        throw err;
+      }
+      try {
         await this.file.persist();
       } catch (err) {
-        this.objects.delete(obj.handle);
+        // Not durable: the objects must not exist for anyone, and the next write (which
+        // no longer includes them) settles the file.
+        forgetAll();
         throw err;
       }
     }
-    return obj;
+    return objs;
   }
 
   async updateObject(obj: HsmObject, attrs: AttrMap): Promise<void> {

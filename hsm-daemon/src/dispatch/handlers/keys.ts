@@ -6,7 +6,8 @@ import { CkError } from '../../errors.js';
 import { buildNewObject, parseTemplate } from '../../objects/template.js';
 import type { AttrMap } from '../../mechanisms/types.js';
 import type { Handler } from '../call.js';
-import { addObject } from './objects.js';
+import { addObject, addObjects } from './objects.js';
+import type { HsmObject } from '../../objects/object.js';
 import { checkKeyDates } from '../../lifecycle/index.js';
 import { admitKey } from '../../policy/key-admission.js';
 import { GcmNonceGuard } from '../../nonce/guard.js';
@@ -72,14 +73,7 @@ export const generateKeyPair: Handler = async ({ app, req, out, core, note }) =>
   const gen = { how: 'generate' as const, mechanism: mech.type };
   const pub = buildNewObject(pubTpl, new Map([[CKA.CLASS, ulongValue(CKO.PUBLIC_KEY)], ...pair.publicKey]), gen);
   const priv = buildNewObject(privTpl, new Map([[CKA.CLASS, ulongValue(CKO.PRIVATE_KEY)], ...pair.privateKey]), gen);
-  const pubObj = await addObject(core, s, pub.attrs, pub.arrays);
-  let privObj;
-  try {
-    privObj = await addObject(core, s, priv.attrs, priv.arrays);
-  } catch (err) {
-    await core.tokenOf(s).destroyObject(pubObj);
-    throw err;
-  }
+  const [pubObj, privObj] = (await addObjects(core, s, [pub, priv])) as [HsmObject, HsmObject];
   note.key = privObj.handle;
   out.ulong(pubObj.handle).ulong(privObj.handle);
 };

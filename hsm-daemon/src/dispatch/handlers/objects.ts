@@ -15,31 +15,49 @@ import { admitKey } from '../../policy/key-admission.js';
 
 export const newUid = () => randomBytes(16).toString('hex');
 
-/** Adds a finished attribute set as a new object owned by the session, enforcing the
- * session's right to create it. Shared with key generation, unwrap and derive. */
-export async function addObject(core: HsmCore, s: Session, attrs: AttrMap, arrays: Map<number, Attr[]>): Promise<HsmObject> {
-  const isToken = readBool(attrs.get(CKA.TOKEN)) === true;
-  const isPrivate = readBool(attrs.get(CKA.PRIVATE)) === true;
-  core.checkWriteAccess(s, isToken, isPrivate);
-  if (!isToken) {
+export interface NewObject {
+  attrs: AttrMap;
+  arrays: Map<number, Attr[]>;
+}
+
+/** Adds finished attribute sets as new objects owned by the session, enforcing the
+ * session's right to create each; all of them reach the token in one durable change.
+ * Shared with key generation, unwrap and derive. */
+export async function addObjects(core: HsmCore, s: Session, list: NewObject[]): Promise<HsmObject[]> {
+  let sessionObjects = 0;
+  const items = list.map(({ attrs, arrays }) => {
+    const isToken = readBool(attrs.get(CKA.TOKEN)) === true;
+    const isPrivate = readBool(attrs.get(CKA.PRIVATE)) === true;
+    core.checkWriteAccess(s, isToken, isPrivate);
+    if (!isToken) sessionObjects++;
+    const owner = isToken ? { session: null, app: null } : { session: s.handle, app: s.app };
+    return { uid: newUid(), attrs, arrays, owner };
+  });
+  if (sessionObjects > 0) {
     // Session objects live in daemon memory: one application must not exhaust it.
     const limit = core.config.limits.max_session_objects_per_app;
     const held = core.tokens.reduce((n, t) => n + t.sessionObjectCount(s.app), 0);
-    if (held >= limit) throw new CkError(CKR.DEVICE_MEMORY, `at most ${limit} session objects per application ([limits] max_session_objects_per_app)`);
+    if (held + sessionObjects > limit) throw new CkError(CKR.DEVICE_MEMORY, `at most ${limit} session objects per application ([limits] max_session_objects_per_app)`);
   }
-  const owner = isToken ? { session: null, app: null } : { session: s.handle, app: s.app };
-  return core.tokenOf(s).addObject(newUid(), attrs, arrays, owner);
+  return core.tokenOf(s).addObjects(items);
 }
 
-/** C_CreateObject's work: the caller's template checked and completed, the key admitted
- * by the policy, the object stored. The admin `key.import` command (admin/key-import.ts)
- * creates through here too, so both refuse and build exactly alike. Returns the object and,
- * in warn mode, the policy's objection it let through. */
-export async function createFromTemplate(core: HsmCore, s: Session, template: Attr[], note: CallNote): Promise<{ obj: HsmObject; warning?: string }> {
+export async function addObject(core: HsmCore, s: Session, attrs: AttrMap, arrays: Map<number, Attr[]>): Promise<HsmObject> {
+  const [obj] = await addObjects(core, s, [{ attrs, arrays }]);
+  return obj!;
+}
+
+/**
+ * What C_CreateObject does with a template before storing it: build the object (attribute
+ * rules, CKA_LOCAL false …) and admit its key material under the policy. The admin
+ * `key.import` command (admin/key-import.ts) prepares through here too, so both refuse and
+ * build exactly alike. Returns the new object's attributes and, in warn mode, the policy's
+ * objection it let through.
+ */
+export function prepareFromTemplate(core: HsmCore, template: Attr[], note: CallNote): NewObject & { warning?: string } {
   const built = buildNewObject(parseTemplate(template), new Map(), { how: 'create' });
   const warning = admitKey(core.policy, built.attrs, note);
-  const obj = await addObject(core, s, built.attrs, built.arrays);
-  return warning === undefined ? { obj } : { obj, warning };
+  return warning === undefined ? built : { ...built, warning };
 }
 
 export const createObject: Handler = async ({ app, req, out, core, note }) => {
@@ -48,7 +66,8 @@ export const createObject: Handler = async ({ app, req, out, core, note }) => {
   req.end();
   note.session = h;
   const s = core.session(app.id, h);
-  const { obj } = await createFromTemplate(core, s, template, note);
+  const { attrs, arrays } = prepareFromTemplate(core, template, note);
+  const obj = await addObject(core, s, attrs, arrays);
   note.object = obj.handle;
   out.ulong(obj.handle);
 };
