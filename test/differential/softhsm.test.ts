@@ -5,24 +5,23 @@
 //
 // DIFF_DUMP=1 prints every outcome of both modules.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pkcs11js from 'pkcs11js';
 import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { loadModule, type LoadedModule } from '../helpers/module.js';
 import { p11ok } from '../helpers/p11tool.js';
+import { SOFTHSM, softhsmToken, type SoftToken } from '../helpers/softhsm.js';
 import { INTENDED, KNOWN_BUGS, SCENARIOS, type Target } from './scenarios.js';
 
-const SOFTHSM = '/usr/lib/softhsm/libsofthsm2.so';
 const SO_PIN = '12345678';
 const USER_PIN = '123456';
 const LABEL = 'diff';
 
 let d: Daemon;
 let ours: LoadedModule;
-let soft: InstanceType<typeof pkcs11js.PKCS11>;
+let softToken: SoftToken | undefined;
 let work: string;
 const targets: Target[] = [];
 
@@ -34,14 +33,8 @@ function slotByLabel(p11: InstanceType<typeof pkcs11js.PKCS11>): Buffer {
 beforeAll(async () => {
   expect(existsSync(SOFTHSM), `${SOFTHSM} (Debian softhsm2) is not installed`).toBe(true);
   work = mkdtempSync(path.join(os.tmpdir(), 'craton-diff-'));
-  mkdirSync(path.join(work, 'tokens'));
-  writeFileSync(path.join(work, 'softhsm2.conf'), `directories.tokendir = ${work}/tokens\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
-  process.env.SOFTHSM2_CONF = path.join(work, 'softhsm2.conf');
-  execFileSync('softhsm2-util', ['--init-token', '--free', '--label', LABEL, '--so-pin', SO_PIN, '--pin', USER_PIN], { stdio: 'pipe' });
-  soft = new pkcs11js.PKCS11();
-  soft.load(SOFTHSM);
-  soft.C_Initialize();
-  targets.push({ name: 'softhsm', p11: soft, slot: slotByLabel(soft), soPin: SO_PIN, userPin: USER_PIN });
+  softToken = softhsmToken(work, { label: LABEL, soPin: SO_PIN, pin: USER_PIN });
+  targets.push({ name: 'softhsm', p11: softToken.p11, slot: softToken.slot, soPin: SO_PIN, userPin: USER_PIN });
 
   d = await startDaemon();
   await p11ok(d, ['--init-token', '--slot', '0', '--label', LABEL, '--so-pin', SO_PIN]);
@@ -51,12 +44,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  try {
-    soft?.C_Finalize();
-    soft?.close();
-  } catch {
-    /* best effort */
-  }
+  softToken?.close();
   ours?.close();
   await d?.stop();
   if (work) rmSync(work, { recursive: true, force: true });

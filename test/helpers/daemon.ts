@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'smol-toml';
@@ -170,4 +171,31 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
       await waitExit(proc, STOP_TIMEOUT_MS);
     },
   };
+}
+
+/** A TCP port free on loopback a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A daemon with [metrics] on a free loopback port (retried if another process took the
+ * port between the probe and the daemon's listen). `url` is the metrics base URL. */
+export async function startMetricsDaemon(opts: StartOptions = {}): Promise<{ d: Daemon; url: string }> {
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    try {
+      const d = await startDaemon({ ...opts, extraToml: `${opts.extraToml ?? ''}\n[metrics]\nenabled = true\nlisten = "127.0.0.1:${port}"\n` });
+      return { d, url: `http://127.0.0.1:${port}` };
+    } catch (e) {
+      if (attempt < 3 && /EADDRINUSE/.test(String(e))) continue;
+      throw e;
+    }
+  }
 }

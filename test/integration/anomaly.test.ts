@@ -7,13 +7,12 @@
 // a deviation alerts at once, with no second warm-up. Alerts are polled for; no assertion
 // depends on how fast anything runs (buckets close by the calls' own timestamps).
 import http from 'node:http';
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CKA, CKF, CKM, CKR, CKU } from '../../hsm-daemon/src/pkcs11/index.js';
-import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import { startMetricsDaemon, type Daemon } from '../helpers/daemon.js';
 import { initTokenAndLogin, loadModule, rvOf, type LoadedModule, type PKCS11 } from '../helpers/module.js';
 
 const SO_PIN = '12345678';
@@ -29,50 +28,28 @@ const hooks: Hook[] = [];
 let receiver: http.Server;
 let hookBase: string;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 async function anomalyDaemon(hookPath: string, dataDir?: string): Promise<{ d: Daemon; metricsUrl: string }> {
-  for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
-    try {
-      const d = await startDaemon({
-        slots: 1,
-        dataDir,
-        extraToml: [
-          '[security]',
-          'failed_login_delay_base_ms = 0',
-          '[anomaly]',
-          'bucket_seconds = 1',
-          'warmup_buckets = 4',
-          'half_life_buckets = 50',
-          'rate_sigma = 4.0',
-          'rate_floor = 40',
-          'failure_ratio = 0.5',
-          'min_failures = 10',
-          'save_interval_seconds = 3600', // only the shutdown save: the restart tests it
-          '[metrics]',
-          'enabled = true',
-          `listen = "127.0.0.1:${port}"`,
-          '[alerts.webhook]',
-          `url = "${hookBase}${hookPath}"`,
-          '',
-        ].join('\n'),
-      });
-      return { d, metricsUrl: `http://127.0.0.1:${port}` };
-    } catch (e) {
-      if (attempt < 3 && /EADDRINUSE/.test(String(e))) continue;
-      throw e;
-    }
-  }
+  const { d, url } = await startMetricsDaemon({
+    slots: 1,
+    dataDir,
+    extraToml: [
+      '[security]',
+      'failed_login_delay_base_ms = 0',
+      '[anomaly]',
+      'bucket_seconds = 1',
+      'warmup_buckets = 4',
+      'half_life_buckets = 50',
+      'rate_sigma = 4.0',
+      'rate_floor = 40',
+      'failure_ratio = 0.5',
+      'min_failures = 10',
+      'save_interval_seconds = 3600', // only the shutdown save: the restart tests it
+      '[alerts.webhook]',
+      `url = "${hookBase}${hookPath}"`,
+      '',
+    ].join('\n'),
+  });
+  return { d, metricsUrl: url };
 }
 
 async function waitFor<T>(what: string, f: () => T | undefined, ms = 30_000): Promise<T> {

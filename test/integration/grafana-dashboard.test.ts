@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CKA, CKM, CKR } from '../../hsm-daemon/src/pkcs11/index.js';
-import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { REPO_ROOT, startMetricsDaemon, type Daemon } from '../helpers/daemon.js';
 import { initTokenAndLogin, loadModule, pkcs11js, rvOf, type LoadedModule } from '../helpers/module.js';
 
 const DASHBOARD = path.join(REPO_ROOT, 'deploy', 'grafana', 'craton-hsm-dashboard.json');
@@ -107,16 +107,6 @@ function familyOf(name: string, types: Map<string, string>): string | null {
   return null;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('the Grafana dashboard JSON', () => {
   it('is a Grafana 10 dashboard with a Prometheus data-source variable', () => {
@@ -176,6 +166,7 @@ describe('the Grafana dashboard JSON', () => {
 
 describe('every dashboard query names a metric the daemon exports', () => {
   let d: Daemon;
+  let metricsUrl: string;
   let m: LoadedModule;
   let scrape: Scrape;
   let hook: http.Server;
@@ -185,8 +176,7 @@ describe('every dashboard query names a metric the daemon exports', () => {
     hook = http.createServer((req, res) => req.resume().on('end', () => res.writeHead(200).end()));
     await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
     const hookUrl = `http://127.0.0.1:${(hook.address() as net.AddressInfo).port}/`;
-    const port = await freePort();
-    d = await startDaemon({ slots: 1, extraToml: `[metrics]\nenabled = true\nlisten = "127.0.0.1:${port}"\n[alerts.webhook]\nurl = "${hookUrl}"\n` });
+    ({ d, url: metricsUrl } = await startMetricsDaemon({ slots: 1, extraToml: `[alerts.webhook]\nurl = "${hookUrl}"\n` }));
     m = loadModule(d.socketPath);
     const p11 = m.p11;
     // a few calls so the labelled series exist: digests, a failure, a policy violation, a GCM key
@@ -202,7 +192,7 @@ describe('every dashboard query names a metric the daemon exports', () => {
     const gcm = { type: pkcs11js.CK_PARAMS_GCM, iv: Buffer.alloc(12, 1), ivBits: 96, aad: Buffer.alloc(0), tagBits: 128 };
     p11.C_EncryptInit(s, { mechanism: CKM.AES_GCM, parameter: gcm } as never, key);
     p11.C_Encrypt(s, Buffer.from('hello'), Buffer.alloc(64));
-    const r = await fetch(`http://127.0.0.1:${port}/metrics`);
+    const r = await fetch(`${metricsUrl}/metrics`);
     expect(r.status).toBe(200);
     scrape = parseScrape(await r.text());
   }, 60_000);

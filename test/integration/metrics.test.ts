@@ -3,44 +3,18 @@
 // a scrape whose counters must match the calls made, with the right labels. /readyz turns
 // 503 under an injected self-test fault; a non-loopback listen address is refused.
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CKA, CKF, CKM, CKR, CKU, rvName } from '../../hsm-daemon/src/pkcs11/index.js';
-import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import { freePort, startDaemon, startMetricsDaemon, type Daemon } from '../helpers/daemon.js';
 import { loadModule, pkcs11js, rvOf, type LoadedModule, type PKCS11 } from '../helpers/module.js';
 
 const SO_PIN = '12345678';
 const USER_PIN = '1234';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A daemon with metrics on a free port (retries if the port was taken in between). */
-async function metricsDaemon(opts: { args?: string[]; env?: Record<string, string>; toml?: string } = {}): Promise<{ d: Daemon; url: string }> {
-  for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
-    try {
-      const d = await startDaemon({
-        slots: 2,
-        args: opts.args,
-        env: opts.env,
-        extraToml: `[metrics]\nenabled = true\nlisten = "127.0.0.1:${port}"\n${opts.toml ?? ''}`,
-      });
-      return { d, url: `http://127.0.0.1:${port}` };
-    } catch (e) {
-      if (attempt < 3 && /EADDRINUSE/.test(String(e))) continue;
-      throw e;
-    }
-  }
+/** A daemon with metrics on a free port. */
+function metricsDaemon(opts: { args?: string[]; env?: Record<string, string>; toml?: string } = {}): Promise<{ d: Daemon; url: string }> {
+  return startMetricsDaemon({ slots: 2, args: opts.args, env: opts.env, extraToml: opts.toml });
 }
 
 function parse(text: string): Map<string, number> {

@@ -6,16 +6,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CKA, CKF, CKK, CKM, CKO, CKR, CKU } from '../../hsm-daemon/src/pkcs11/index.js';
 import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { describeRun, loadModule, pkcs11js, rvOf, runCli, type CliResult, type LoadedModule, type PKCS11 } from '../helpers/module.js';
 import { p11ok } from '../helpers/p11tool.js';
+import { SOFTHSM, softhsmInit, softhsmLoad, type SoftToken } from '../helpers/softhsm.js';
 
 const ADMIN_BIN = process.env.CRATON_TEST_ADMIN_BIN ?? path.join(REPO_ROOT, 'bin', 'craton-hsm-admin');
-const SOFTHSM = '/usr/lib/softhsm/libsofthsm2.so';
 const SRC_SO_PIN = '87654321';
 const SRC_PIN = '123456';
 const DST_SO_PIN = '12345678';
@@ -24,6 +24,7 @@ const TRANSPORT_LABEL = 'craton-hsm-admin migrate transport key';
 
 let d: Daemon;
 let work: string;
+let softToken: SoftToken | undefined;
 let soft: PKCS11;
 let softSlot: Buffer;
 let softSlotId: bigint;
@@ -121,11 +122,8 @@ const COMPARED: Record<string, number[]> = {
 
 beforeAll(async () => {
   work = mkdtempSync(path.join(os.tmpdir(), 'craton-migrate-'));
-  mkdirSync(path.join(work, 'tokens'));
-  writeFileSync(path.join(work, 'softhsm2.conf'), `directories.tokendir = ${work}/tokens\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
-  // Set before SoftHSM2 is loaded here, and inherited by pkcs11-tool and the CLI.
-  process.env.SOFTHSM2_CONF = path.join(work, 'softhsm2.conf');
-  execFileSync('softhsm2-util', ['--init-token', '--free', '--label', 'src', '--so-pin', SRC_SO_PIN, '--pin', SRC_PIN], { stdio: 'pipe' });
+  // SOFTHSM2_CONF is set before SoftHSM2 is loaded here, and inherited by pkcs11-tool and the CLI.
+  softhsmInit(work, { label: 'src', soPin: SRC_SO_PIN, pin: SRC_PIN });
 
   // The source token: extractable RSA and EC key pairs, an extractable sensitive AES key,
   // a non-extractable RSA key pair (pkcs11-tool's default), a non-extractable AES key, a
@@ -142,10 +140,9 @@ beforeAll(async () => {
   writeFileSync(path.join(work, 'data.bin'), 'configuration blob\n');
   pkcs11Tool(['--write-object', path.join(work, 'data.bin'), '--type', 'data', '--label', 'data1', '--application-label', 'app1', '--private']);
 
-  soft = new pkcs11js.PKCS11();
-  soft.load(SOFTHSM);
-  soft.C_Initialize();
-  softSlot = soft.C_GetSlotList(true).find((s) => soft.C_GetTokenInfo(s).label.trim() === 'src')!;
+  softToken = softhsmLoad('src');
+  soft = softToken.p11;
+  softSlot = softToken.slot;
   softSlotId = softSlot.readBigUInt64LE(0);
   softSession = soft.C_OpenSession(softSlot, CKF.SERIAL_SESSION | CKF.RW_SESSION);
   soft.C_Login(softSession, CKU.USER, SRC_PIN);
@@ -165,12 +162,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  try {
-    soft?.C_Finalize();
-    soft?.close();
-  } catch {
-    /* best effort */
-  }
+  softToken?.close();
   ours?.close();
   await d?.stop();
   if (work) rmSync(work, { recursive: true, force: true });

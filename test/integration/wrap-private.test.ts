@@ -9,16 +9,15 @@
 // one process share one socket, so a Craton → Craton migrate cannot run here; what a
 // migration from our token needs (wrap out, unwrap elsewhere) is what this file checks.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CKA, CKF, CKK, CKM, CKO, CKR, CKU } from '../../hsm-daemon/src/pkcs11/index.js';
 import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { describeRun, initTokenAndLogin, loadModule, pkcs11js, runCli, rvOf, type LoadedModule, type PKCS11 } from '../helpers/module.js';
+import { softhsmToken, type SoftToken } from '../helpers/softhsm.js';
 
-const SOFTHSM = '/usr/lib/softhsm/libsofthsm2.so';
 const ADMIN_BIN = path.join(REPO_ROOT, 'bin', 'craton-hsm-admin');
 const SO_PIN = '12345678';
 const PIN = '4321';
@@ -33,6 +32,7 @@ let work: string;
 let ours: LoadedModule;
 let p11: PKCS11;
 let s: Buffer;
+let softToken: SoftToken | undefined;
 let soft: PKCS11;
 let ss: Buffer;
 let client: string;
@@ -110,14 +110,9 @@ function nodeRsaPublic(pub: Buffer) {
 
 beforeAll(async () => {
   work = mkdtempSync(path.join(os.tmpdir(), 'craton-wrap-private-'));
-  mkdirSync(path.join(work, 'tokens'));
-  writeFileSync(path.join(work, 'softhsm2.conf'), `directories.tokendir = ${work}/tokens\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
-  process.env.SOFTHSM2_CONF = path.join(work, 'softhsm2.conf');
-  execFileSync('softhsm2-util', ['--init-token', '--free', '--label', 'peer', '--so-pin', '87654321', '--pin', SOFT_PIN], { stdio: 'pipe' });
-  soft = new pkcs11js.PKCS11();
-  soft.load(SOFTHSM);
-  soft.C_Initialize();
-  const softSlot = soft.C_GetSlotList(true).find((x) => soft.C_GetTokenInfo(x).label.trim() === 'peer')!;
+  softToken = softhsmToken(work, { label: 'peer', soPin: '87654321', pin: SOFT_PIN });
+  soft = softToken.p11;
+  const softSlot = softToken.slot;
   ss = soft.C_OpenSession(softSlot, CKF.SERIAL_SESSION | CKF.RW_SESSION);
   soft.C_Login(ss, CKU.USER, SOFT_PIN);
 
@@ -136,12 +131,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  try {
-    soft?.C_Finalize();
-    soft?.close();
-  } catch {
-    /* best effort */
-  }
+  softToken?.close();
   ours?.close();
   await d?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
