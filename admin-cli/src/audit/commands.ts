@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { Command, Option } from 'commander';
 import type { Config } from '../../../hsm-daemon/src/config/types.js';
 import { CHECKPOINT_PUB_FILE, readCheckpointKeyring, readCheckpointPublicKey, type SignedCheckpoint } from '../../../hsm-daemon/src/audit/checkpoint.js';
-import { seedHash } from '../../../hsm-daemon/src/audit/entry.js';
+import { isPkcs11CallEntry, seedHash } from '../../../hsm-daemon/src/audit/entry.js';
 import { discoverSegments, headFile, parseEntryLine, type ParsedEntry } from '../../../hsm-daemon/src/audit/segments.js';
 import { HMAC_INITIAL_FILE } from '../../../hsm-daemon/src/audit/writer.js';
 import { completeLength, verifySegments, type VerifyOptions } from '../../../hsm-daemon/src/audit/verify.js';
@@ -355,7 +355,8 @@ export function registerAuditCommands(program: Command, configFrom: ConfigFrom):
           const r = resultText(e.result);
           const sym = r === 'OK' ? 'CKR_OK' : r;
           (byOp[e.operation] ??= {})[sym] = (byOp[e.operation]![sym] ?? 0) + 1;
-          if (!e.details) rv[sym] = (rv[sym] ?? 0) + 1;
+          const call = isPkcs11CallEntry(e);
+          if (call) rv[sym] = (rv[sym] ?? 0) + 1;
           if (e.operation === 'Login' && r !== 'OK') {
             const k = `session ${String(e.session_handle)} (pid ${String(e.pid)})`;
             failedLogins[k] = (failedLogins[k] ?? 0) + 1;
@@ -364,7 +365,7 @@ export function registerAuditCommands(program: Command, configFrom: ConfigFrom):
             const m = typeof e.mechanism === 'string' ? e.mechanism : '-';
             keygen[m] = (keygen[m] ?? 0) + 1;
           }
-          if (!e.details && typeof e.exe === 'string') byExe[e.exe] = (byExe[e.exe] ?? 0) + 1;
+          if (call && typeof e.exe === 'string') byExe[e.exe] = (byExe[e.exe] ?? 0) + 1;
         }
         const span = first !== null && last !== null ? Math.max(1, last - first) : 0;
         const stats = { entries: total, first: first, last: last, per_second: span ? total / span : 0, operations: byOp, failed_logins: failedLogins, keygen_by_mechanism: keygen, ck_rv: rv, by_exe: byExe };

@@ -208,6 +208,8 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     let result: unknown;
     let rv: number = CKR.OK;
     let error: { code: string; message: string } | null = null;
+    /** Which control refused the command (audit details.refused_by, as on call entries). */
+    let refusedBy: string | undefined;
     try {
       if (op && NEEDS_AUDIT.has(cmd) && config.audit.fail_closed && audit.writer && !audit.healthy()) {
         throw new CkError(CKR.DEVICE_ERROR, 'the audit log cannot be written (fail_closed); nothing was done');
@@ -217,6 +219,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       if (e instanceof CkError) {
         rv = e.rv;
         error = { code: rvName(e.rv), message: e.message };
+        refusedBy = e.refusal ?? (e.rv === CKR.PIN_LOCKED ? 'lockout' : undefined);
       } else if (e instanceof cmds.BadRequest) {
         rv = CKR.ARGUMENTS_BAD;
         error = { code: ADMIN_ERRORS.BAD_REQUEST, message: e.message };
@@ -228,7 +231,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     }
     if (op) {
       try {
-        await record(op, peer, rv, auditDetails(cmd, args, error ? null : result));
+        await record(op, peer, rv, { ...auditDetails(cmd, args, error ? null : result), ...(refusedBy ? { refused_by: refusedBy } : {}) });
       } catch (e) {
         log('error', `admin: ${op} by pid ${peer.pid} uid ${peer.uid} not recorded in the audit log: ${errMsg(e)}`);
         if (!error) {

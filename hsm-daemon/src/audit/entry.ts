@@ -22,7 +22,9 @@ export interface AuditEntry {
   exe: string | null;
   mechanism: string | null;
   fips_approved: boolean | null;
-  /** Daemon events only (Startup, Shutdown, Recovery, Rotation, Checkpoint, ...). */
+  /** Daemon events (Startup, Shutdown, Recovery, Rotation, Checkpoint, ...) and admin
+   * actions (via: "admin-socket"); on a C_* call entry only the few facts audit/index.ts
+   * callDetails adds (refused_by, class, gcm_used, ...), absent for most calls. */
   details?: Record<string, Json>;
   // --- integrity layers ---
   /** SHA-256(prev chain bytes || canonical(entry without chain and hmac)), cumulative. */
@@ -57,6 +59,13 @@ export const CALL_CLASS: Readonly<Record<string, AuditClass>> = {
   C_OpenSession: 'session', C_CloseSession: 'session', C_CloseAllSessions: 'session', C_Finalize: 'session',
   C_FindObjectsInit: 'session',
 };
+
+/** True for the entry of a C_* call made through the PKCS#11 module, as opposed to a daemon
+ * event or an admin action. By operation name, not by the absence of `details`: call
+ * entries may carry details (refused_by, class, gcm_used …) since this version. */
+export function isPkcs11CallEntry(e: { operation: string; details?: Record<string, unknown> | undefined }): boolean {
+  return Object.prototype.hasOwnProperty.call(CALL_CLASS, `C_${e.operation}`) && e.details?.via === undefined;
+}
 
 /** Event kinds that belong to a class other than 'event' (written at that level too). */
 export const EVENT_CLASS: Readonly<Record<string, AuditClass>> = {

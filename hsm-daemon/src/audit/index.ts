@@ -7,7 +7,7 @@
 //   await audit.close();                                         // in stop(), after server.close()
 import { realpathSync } from 'node:fs';
 import { CKR } from '../pkcs11/index.js';
-import { mechanismName, rvName } from '../pkcs11/names.js';
+import { className, keyTypeName, mechanismName, rvName } from '../pkcs11/names.js';
 import { CkError } from '../errors.js';
 import type { Config } from '../config/types.js';
 import type { CallRecord, Dispatcher } from '../dispatch/dispatcher.js';
@@ -75,8 +75,23 @@ export function sanitize(v: unknown, depth = 0): Json {
   return String(v);
 }
 
+/** The facts about a call that the seed-003 fields have no place for (docs/audit.md, "Call
+ * entry details"): all non-secret integers and names. Undefined for most calls, whose
+ * entries stay exactly in the seed-003 shape. */
+export function callDetails(rec: CallRecord): Record<string, Json> | undefined {
+  const n = rec.note;
+  const d: Record<string, Json> = {};
+  if (rec.rv !== CKR.OK && n.refusal) d.refused_by = n.refusal;
+  if (rec.rv !== CKR.OK && n.refusal === 'policy' && n.policyViolation) d.policy_violation = n.policyViolation;
+  if (rec.rv === CKR.OK && n.objectClass !== undefined) d.class = className(n.objectClass);
+  if (rec.rv === CKR.OK && n.keyType !== undefined) d.key_type = keyTypeName(n.keyType);
+  if (n.gcm) Object.assign(d, { gcm_key: n.gcm.key, gcm_used: n.gcm.used, gcm_limit: n.gcm.limit });
+  return Object.keys(d).length > 0 ? d : undefined;
+}
+
 export function draftForCall(rec: CallRecord, now: number): Draft {
   const n = rec.note;
+  const details = callDetails(rec);
   return {
     timestamp: now,
     session_handle: n.session ?? 0,
@@ -88,6 +103,7 @@ export function draftForCall(rec: CallRecord, now: number): Draft {
     exe: rec.app.peer.exe,
     mechanism: n.mechanism === undefined ? null : mechanismName(n.mechanism),
     fips_approved: n.approved ?? null,
+    ...(details ? { details } : {}),
   };
 }
 

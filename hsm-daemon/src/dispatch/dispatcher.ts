@@ -122,6 +122,7 @@ export class Dispatcher implements CallHandler {
       } catch (err) {
         if (err instanceof CkError) {
           reply = { rv: err.rv };
+          if (err.refusal) note.refusal ??= err.refusal;
           if (this.core.config.daemon.log_level === 'debug') this.core.log('debug', `${fn}: ${err.message}`);
         } else if (isProtocolError(err)) {
           throw err;
@@ -137,6 +138,7 @@ export class Dispatcher implements CallHandler {
       } catch (err) {
         if (err instanceof CkError) {
           reply = { rv: err.rv };
+          if (err.refusal) note.refusal ??= err.refusal;
           continue;
         }
         this.core.log('error', `observer failed for ${fn}: ${(err as Error).message}`);

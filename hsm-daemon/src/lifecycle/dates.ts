@@ -35,8 +35,8 @@ export function checkKeyDates(attrs: AttrMap, use: KeyUse, processingAfterEnd: P
   const end = ckDate(attrs.get(CKA.END_DATE));
   if (!start && !end) return;
   const d = today(now);
-  if (start && d < start) throw new CkError(CKR.KEY_FUNCTION_NOT_PERMITTED, `the key is not active before its CKA_START_DATE ${start}`);
+  if (start && d < start) throw new CkError(CKR.KEY_FUNCTION_NOT_PERMITTED, `the key is not active before its CKA_START_DATE ${start}`, 'key_dates');
   if (end && d > end && (PROTECTING.has(use) || processingAfterEnd === 'refuse')) {
-    throw new CkError(CKR.KEY_FUNCTION_NOT_PERMITTED, `the key's CKA_END_DATE ${end} has passed (${use} refused)`);
+    throw new CkError(CKR.KEY_FUNCTION_NOT_PERMITTED, `the key's CKA_END_DATE ${end} has passed (${use} refused)`, 'key_dates');
   }
 }

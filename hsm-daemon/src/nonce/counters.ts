@@ -184,7 +184,7 @@ export class GcmCounters extends EventEmitter<CounterEvents> {
     const limit = this.settings.limit;
     if (st.used >= limit) {
       this.emit('refused', { key, used: st.used, limit });
-      throw new CkError(CKR.KEY_FUNCTION_NOT_PERMITTED, `GCM invocation limit of this key reached (${st.used}/${limit}); it still decrypts`);
+      throw new CkError(CKR.KEY_FUNCTION_NOT_PERMITTED, `GCM invocation limit of this key reached (${st.used}/${limit}); it still decrypts`, 'gcm_limit');
     }
     const n = st.used++;
     const crossed = this.crossed(st);

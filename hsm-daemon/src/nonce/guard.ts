@@ -45,6 +45,17 @@ export interface GuardedKey {
   readonly isToken: boolean;
 }
 
+/** What admit() resolves with. */
+export interface Admission {
+  iv: Buffer | null;
+  callerIv: boolean;
+  /** keyId(key). */
+  key: string;
+  /** Invocations of the key including this one. */
+  used: number;
+  limit: number;
+}
+
 export interface IvReuseEvent {
   key: string;
   refused: boolean;
@@ -94,9 +105,11 @@ export class GcmNonceGuard extends EventEmitter<GuardEvents> {
   /**
    * Admits one GCM encryption with `key` and `mech` (already validated by the family).
    * `canReturnIv`: the client can receive a generated IV (wire protocol ≥ 2).
-   * Resolves with the generated IV ("generate"), or iv = null and callerIv = true.
+   * Resolves with the generated IV ("generate"), or iv = null and callerIv = true; and with
+   * the key's invocation count including this one (`used`, for the call's audit entry: the
+   * count this admission reached, not whatever concurrent calls have since added).
    */
-  async admit(key: GuardedKey, mech: Mechanism, canReturnIv = false): Promise<{ iv: Buffer | null; callerIv: boolean }> {
+  async admit(key: GuardedKey, mech: Mechanism, canReturnIv = false): Promise<Admission> {
     if (this.settings.callerIv === 'generate') {
       const p = mech.param;
       if (p.kind !== 'gcm' || p.iv.length !== GENERATED_IV_BYTES || p.iv.some((b) => b !== 0)) {
@@ -105,13 +118,19 @@ export class GcmNonceGuard extends EventEmitter<GuardEvents> {
       if (!canReturnIv) throw new CkError(CKR.MECHANISM_PARAM_INVALID, 'caller_iv = "generate" needs a module that receives the generated IV (wire protocol 2)');
       const id = keyId(key);
       const n = await this.counters.take(id, key.isToken);
-      return { iv: GcmNonceGuard.generatedIv(key, n, this.counters.epochOf(id)), callerIv: false };
+      return { iv: GcmNonceGuard.generatedIv(key, n, this.counters.epochOf(id)), callerIv: false, key: id, used: n + 1, limit: this.counters.limit };
     }
-    await this.admitCallerIv(key, mech);
-    return { iv: null, callerIv: true };
+    const n = await this.admitCallerIv(key, mech);
+    return { iv: null, callerIv: true, key: keyId(key), used: n + 1, limit: this.counters.limit };
   }
 
-  private async admitCallerIv(key: GuardedKey, mech: Mechanism): Promise<void> {
+  /** The key's invocation count now (undefined before its first GCM encryption). */
+  usageOf(key: GuardedKey): { key: string; used: number; limit: number } | undefined {
+    const u = this.counters.usage(keyId(key));
+    return u && { key: u.key, used: u.used, limit: u.limit };
+  }
+
+  private async admitCallerIv(key: GuardedKey, mech: Mechanism): Promise<number> {
     const id = keyId(key);
     const iv = mech.param.kind === 'gcm' ? mech.param.iv.toString('base64') : null;
     const refuse = this.settings.callerIv === 'reject_reuse';
@@ -133,7 +152,7 @@ export class GcmNonceGuard extends EventEmitter<GuardEvents> {
         if (track.order.length > IV_WINDOW) track.set.delete(track.order.shift()!);
       }
     }
-    await this.counters.take(id, key.isToken);
+    return this.counters.take(id, key.isToken);
   }
 
   /** A key object is gone (destroyed, or its session closed): its counter and IV window

@@ -194,7 +194,7 @@ export class PolicyEnforcer {
     const v = this.classify(mech, ctx);
     note.approved = v.approved;
     if (v.allowed) return v;
-    if (this.report(mech, ctx, v, note)) throw new CkError(v.refusal === 'size' ? CKR.KEY_SIZE_RANGE : refuseWith, `${v.algorithm}: ${v.reason}`);
+    if (this.report(mech, ctx, v, note)) throw new CkError(v.refusal === 'size' ? CKR.KEY_SIZE_RANGE : refuseWith, `${v.algorithm}: ${v.reason}`, 'policy');
     return v;
   }
 
@@ -204,6 +204,8 @@ export class PolicyEnforcer {
   report(mech: number, ctx: PolicyContext, v: Verdict, note: CallNote): boolean {
     const refused = this.strict;
     note.policyViolation = `${v.algorithm}: ${v.reason}`;
+    // The decision to refuse is made here; the callers only choose the CK_RV.
+    if (refused) note.refusal = 'policy';
     const event: PolicyViolation = { mechanism: mech, mechanismName: mechName(mech), verdict: v, mode: this.settings.enforce, refused };
     if (ctx.op) event.op = ctx.op;
     for (const cb of this.listeners) {

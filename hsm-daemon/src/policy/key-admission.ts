@@ -98,6 +98,6 @@ export function admitKey(policy: PolicyEnforcer, attrs: AttrMap, note: CallNote)
   const v = policy.classify(mech, ctx);
   if (v.allowed || v.refusal !== 'size') return undefined;
   const reason = `the key is refused by the policy: ${v.reason}`;
-  if (policy.report(mech, ctx, v, note)) throw new CkError(family ? CKR.CURVE_NOT_SUPPORTED : CKR.ATTRIBUTE_VALUE_INVALID, reason);
+  if (policy.report(mech, ctx, v, note)) throw new CkError(family ? CKR.CURVE_NOT_SUPPORTED : CKR.ATTRIBUTE_VALUE_INVALID, reason, 'policy');
   return v.reason;
 }

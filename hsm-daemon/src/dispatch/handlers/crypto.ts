@@ -4,10 +4,13 @@
 // CKR_BUFFER_TOO_SMALL ends it (the module answers BUFFER_TOO_SMALL without us).
 import { CKA, CKF, CKO, CKR } from '../../pkcs11/index.js';
 import { CkError } from '../../errors.js';
-import type { OpKind } from '../../mechanisms/types.js';
+import type { Mechanism, OpKind } from '../../mechanisms/types.js';
+import type { HsmObject } from '../../objects/object.js';
+import type { HsmCore } from '../core.js';
 import type { Session, ActiveOperation } from '../../session/session.js';
-import type { Call, Handler } from '../call.js';
+import type { Call, CallNote, Handler } from '../call.js';
 import { GcmNonceGuard } from '../../nonce/index.js';
+import type { Admission } from '../../nonce/guard.js';
 import { checkKeyDates } from '../../lifecycle/index.js';
 
 const USAGE: Record<Exclude<OpKind, 'digest'>, { attr: number; flag: number }> = {
@@ -41,7 +44,7 @@ function init(kind: OpKind): Handler {
     if (key && GcmNonceGuard.governs(kind, mech)) {
       // Counted (durably, for token keys) before any ciphertext can exist; refused at the limit.
       // caller_iv = "generate": the token's IV, returned to the module (protocol 2) for pIv.
-      const gen = await core.gcm.admit(key, mech, (app.protocol ?? 1) >= 2);
+      const gen = await admitGcm(core, key, mech, (app.protocol ?? 1) >= 2, note);
       if (s.ops.has(kind)) throw new CkError(CKR.OPERATION_ACTIVE);
       if (gen.iv && mech.param.kind === 'gcm') {
         op = family.createOperation(kind, { ...mech, param: { ...mech.param, iv: gen.iv, ivBits: gen.iv.length * 8 } }, key);
@@ -61,6 +64,20 @@ function init(kind: OpKind): Handler {
       ...(inputGate ? { inputGate } : {}),
     });
   };
+}
+
+/** core.gcm.admit, with the key's invocation count written on the note for the audit entry:
+ * the count this call reached, or at a refusal by the limit the count that refused it. */
+export async function admitGcm(core: HsmCore, key: HsmObject, mech: Mechanism, canReturnIv: boolean, note: CallNote): Promise<Admission> {
+  try {
+    const gen = await core.gcm.admit(key, mech, canReturnIv);
+    note.gcm = { key: gen.key, used: gen.used, limit: gen.limit };
+    return gen;
+  } catch (err) {
+    const u = err instanceof CkError && err.refusal === 'gcm_limit' ? core.gcm.usageOf(key) : undefined;
+    if (u) note.gcm = u;
+    throw err;
+  }
 }
 
 function active(c: Call, kind: OpKind): { s: Session; a: ActiveOperation } {

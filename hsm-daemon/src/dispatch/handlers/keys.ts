@@ -6,7 +6,8 @@ import { CkError } from '../../errors.js';
 import { buildNewObject, parseTemplate } from '../../objects/template.js';
 import type { AttrMap } from '../../mechanisms/types.js';
 import type { Handler } from '../call.js';
-import { addObject, addObjects } from './objects.js';
+import { addObject, addObjects, noteObject } from './objects.js';
+import { admitGcm } from './crypto.js';
 import type { HsmObject } from '../../objects/object.js';
 import { checkKeyDates } from '../../lifecycle/index.js';
 import { admitKey } from '../../policy/key-admission.js';
@@ -46,6 +47,7 @@ export const generateKey: Handler = async ({ app, req, out, core, note }) => {
   const built = buildNewObject(tpl, implied, { how: 'generate', mechanism: mech.type });
   const obj = await addObject(core, s, built.attrs, built.arrays);
   note.key = obj.handle;
+  noteObject(note, obj);
   out.ulong(obj.handle);
 };
 
@@ -75,6 +77,9 @@ export const generateKeyPair: Handler = async ({ app, req, out, core, note }) =>
   const priv = buildNewObject(privTpl, new Map([[CKA.CLASS, ulongValue(CKO.PRIVATE_KEY)], ...pair.privateKey]), gen);
   const [pubObj, privObj] = (await addObjects(core, s, [pub, priv])) as [HsmObject, HsmObject];
   note.key = privObj.handle;
+  // Always one CKO_PUBLIC_KEY and one CKO_PRIVATE_KEY: the entry names the key type only.
+  const kt = readUlong(privObj.attrs.get(CKA.KEY_TYPE));
+  if (kt !== undefined) note.keyType = kt;
   out.ulong(pubObj.handle).ulong(privObj.handle);
 };
 
@@ -100,7 +105,7 @@ export const wrapKey: Handler = async ({ app, req, out, core, note }) => {
   if (GcmNonceGuard.governs('wrap', mech)) {
     // Counted and IV-checked like C_EncryptInit. The wrap reply has no room for a generated
     // IV, so under caller_iv = "generate" the guard refuses (CKR_MECHANISM_PARAM_INVALID).
-    const gen = await core.gcm.admit(wrapping, mech, false);
+    const gen = await admitGcm(core, wrapping, mech, false, note);
     if (gen.callerIv) note.approved = false;
   }
   out.bytes(await family.wrap(mech, wrapping, key));
@@ -133,6 +138,7 @@ export const unwrapKey: Handler = async ({ app, req, out, core, note }) => {
   admitKey(core.policy, built.attrs, note);
   const obj = await addObject(core, s, built.attrs, built.arrays);
   note.key = obj.handle;
+  noteObject(note, obj);
   out.ulong(obj.handle);
 };
 
@@ -160,5 +166,6 @@ export const deriveKey: Handler = async ({ app, req, out, core, note }) => {
   const built = buildNewObject(tpl, implied, { how: 'derive', mechanism: mech.type });
   const obj = await addObject(core, s, built.attrs, built.arrays);
   note.key = obj.handle;
+  noteObject(note, obj);
   out.ulong(obj.handle);
 };

@@ -1,6 +1,6 @@
 // Object management: create, copy, destroy, attributes, search (PKCS#11 2.40 §5.7).
 import { CKA, CKR } from '../../pkcs11/index.js';
-import { readBool } from '../../pkcs11/values.js';
+import { readBool, readUlong } from '../../pkcs11/values.js';
 import { CkError } from '../../errors.js';
 import { randomBytes } from '../../drbg/index.js';
 import { applyChanges, buildNewObject, matches, parseTemplate } from '../../objects/template.js';
@@ -42,6 +42,14 @@ export async function addObjects(core: HsmCore, s: Session, list: NewObject[]): 
   return core.tokenOf(s).addObjects(items);
 }
 
+/** Records on the call's note which kind of object it created or destroyed (class and key
+ * type are not secret; the audit entry carries them so evidence counts objects by class). */
+export function noteObject(note: CallNote, o: HsmObject): void {
+  note.objectClass = o.objectClass;
+  const kt = readUlong(o.attrs.get(CKA.KEY_TYPE));
+  if (kt !== undefined) note.keyType = kt;
+}
+
 export async function addObject(core: HsmCore, s: Session, attrs: AttrMap, arrays: Map<number, Attr[]>): Promise<HsmObject> {
   const [obj] = await addObjects(core, s, [{ attrs, arrays }]);
   return obj!;
@@ -69,6 +77,7 @@ export const createObject: Handler = async ({ app, req, out, core, note }) => {
   const { attrs, arrays } = prepareFromTemplate(core, template, note);
   const obj = await addObject(core, s, attrs, arrays);
   note.object = obj.handle;
+  noteObject(note, obj);
   out.ulong(obj.handle);
 };
 
@@ -85,6 +94,7 @@ export const copyObject: Handler = async ({ app, req, out, core, note }) => {
   const changed = applyChanges(o.attrs, parseTemplate(template), true);
   const attrs: AttrMap = new Map([...changed.attrs].map(([t, v]) => [t, Buffer.from(v)]));
   const copy = await addObject(core, s, attrs, new Map(o.arrays));
+  noteObject(note, copy);
   out.ulong(copy.handle);
 };
 
@@ -98,6 +108,7 @@ export const destroyObject: Handler = async ({ app, req, core, note }) => {
   const o = core.object(s, handle);
   if (o.isToken && !s.readWrite) throw new CkError(CKR.SESSION_READ_ONLY);
   if (readBool(o.attrs.get(CKA.DESTROYABLE)) === false) throw new CkError(CKR.ACTION_PROHIBITED, 'the object is not destroyable');
+  noteObject(note, o);
   await core.tokenOf(s).destroyObject(o);
 };
 

@@ -3,7 +3,7 @@
 import { CKF, CKR, CKU } from '../../pkcs11/index.js';
 import { CkError } from '../../errors.js';
 import { USER_TYPES } from '../../token/token.js';
-import type { Handler } from '../call.js';
+import type { CallNote, Handler } from '../call.js';
 
 export const openSession: Handler = ({ app, req, out, core, note }) => {
   const slot = req.ulong(true);
@@ -54,6 +54,12 @@ export const getSessionInfo: Handler = ({ app, req, out, core, note }) => {
     .ulong(0);
 };
 
+/** CKR_PIN_LOCKED from the token is, by definition, the lockout control refusing the call
+ * (the token decides it; the audit entry says so in details.refused_by). */
+function noteLockout(note: CallNote, err: unknown): void {
+  if (err instanceof CkError && err.rv === CKR.PIN_LOCKED) note.refusal = 'lockout';
+}
+
 export const login: Handler = async ({ app, req, core, note }) => {
   const h = req.ulong(true);
   const userType = req.ulong(true);
@@ -81,6 +87,9 @@ export const login: Handler = async ({ app, req, core, note }) => {
       throw new CkError(CKR.SESSION_READ_ONLY_EXISTS);
     }
     await t.login(app.id, role, pin, h);
+  } catch (err) {
+    noteLockout(note, err);
+    throw err;
   } finally {
     pin?.fill(0);
   }
@@ -144,6 +153,9 @@ export const setPin: Handler = async ({ app, req, core, note }) => {
     if (!s.readWrite) throw new CkError(CKR.SESSION_READ_ONLY);
     if (!oldPin || !newPin) throw new CkError(CKR.ARGUMENTS_BAD, 'no protected authentication path: PINs are required');
     await t.setPin(t.roleOf(app.id) ?? 'user', oldPin, newPin, { app: app.id, session: h });
+  } catch (err) {
+    noteLockout(note, err);
+    throw err;
   } finally {
     oldPin?.fill(0);
     newPin?.fill(0);
