@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -25,6 +26,11 @@
 #define MAX_CONNECTIONS 16 /* the daemon allows 64 per application by default */
 #define DEFAULT_SOCKET "/run/craton-hsm/craton-hsm.sock"
 #define DEFAULT_CLIENT_CONFIG "/etc/craton-hsm/client.conf"
+/* How long a reply may take before the call fails with CKR_DEVICE_ERROR (a stopped or
+ * wedged daemon must not hang the application forever). Generous: the slowest honest
+ * call (RSA-4096 generation on a loaded host, a login behind the lockout delay) takes
+ * seconds. CRATON_HSM_TIMEOUT / `timeout =` in the client config; 0 waits forever. */
+#define DEFAULT_TIMEOUT_S 300
 /* Internal only, never returned to the application: another thread started a
  * new application meanwhile, so join that one instead. */
 #define RV_JOIN_INSTEAD (CKR_VENDOR_DEFINED | 0x43524154UL)
@@ -40,6 +46,7 @@ struct conn {
 
 static struct {
   char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  unsigned timeout_s; /* per send/recv on a connection; 0 = none */
   mlock lock;       /* guards everything below */
   mlock hello_lock; /* one thread at a time starts a new application */
   sem_t free_slots; /* connections that may still be borrowed or opened */
@@ -60,8 +67,8 @@ static char *trim(char *s)
   return s;
 }
 
-/* `socket = /path` from the client config; 1 when found. */
-static int socket_from_config(const char *file, char *out, size_t cap)
+/* `key = value` from the client config; 1 when found. */
+static int value_from_config(const char *file, const char *key, char *out, size_t cap)
 {
   FILE *f = fopen(file, "re");
   if (!f) return 0;
@@ -73,10 +80,10 @@ static int socket_from_config(const char *file, char *out, size_t cap)
     char *eq = strchr(s, '=');
     if (!eq) continue;
     *eq = '\0';
-    if (strcmp(trim(s), "socket") != 0) continue;
+    if (strcmp(trim(s), key) != 0) continue;
     char *v = trim(eq + 1);
     if (strlen(v) >= cap) {
-      dbg("socket path in %s is longer than %zu bytes; shorten it", file, cap - 1);
+      dbg("%s in %s is longer than %zu bytes; shorten it", key, file, cap - 1);
       break;
     }
     strcpy(out, v);
@@ -86,8 +93,36 @@ static int socket_from_config(const char *file, char *out, size_t cap)
   return found;
 }
 
+/* Seconds from a decimal string; -1 when it is not one (or absurdly large). */
+static long parse_seconds(const char *v)
+{
+  char *end;
+  errno = 0;
+  long n = strtol(v, &end, 10);
+  if (errno || end == v || *end != '\0' || n < 0 || n > 86400 * 365) return -1;
+  return n;
+}
+
+static void find_timeout(const char *cfg)
+{
+  pool.timeout_s = DEFAULT_TIMEOUT_S;
+  const char *env = getenv("CRATON_HSM_TIMEOUT");
+  char buf[32];
+  const char *v = env && *env ? env : (value_from_config(cfg, "timeout", buf, sizeof buf) ? buf : NULL);
+  if (!v) return;
+  long n = parse_seconds(v);
+  if (n < 0) {
+    dbg("timeout \"%s\" is not a number of seconds; using %d", v, DEFAULT_TIMEOUT_S);
+    return;
+  }
+  pool.timeout_s = (unsigned)n;
+}
+
 static CK_RV find_socket(void)
 {
+  const char *cfg = getenv("CRATON_HSM_CLIENT_CONFIG");
+  cfg = cfg && *cfg ? cfg : DEFAULT_CLIENT_CONFIG;
+  find_timeout(cfg);
   const char *env = getenv("CRATON_HSM_SOCKET");
   size_t cap = sizeof pool.path;
   if (env && *env) {
@@ -98,8 +133,7 @@ static CK_RV find_socket(void)
     strcpy(pool.path, env);
     return CKR_OK;
   }
-  const char *cfg = getenv("CRATON_HSM_CLIENT_CONFIG");
-  if (socket_from_config(cfg && *cfg ? cfg : DEFAULT_CLIENT_CONFIG, pool.path, cap)) return CKR_OK;
+  if (value_from_config(cfg, "socket", pool.path, cap)) return CKR_OK;
   strcpy(pool.path, DEFAULT_SOCKET);
   return CKR_OK;
 }
@@ -119,11 +153,13 @@ static size_t send_all(int fd, const uint8_t *p, size_t n)
   return done;
 }
 
+/* 0 done; -1 closed or failed; -2 no byte within the timeout (SO_RCVTIMEO). */
 static int recv_all(int fd, uint8_t *p, size_t n)
 {
   while (n) {
     ssize_t r = recv(fd, p, n, 0);
     if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -2;
     if (r <= 0) return -1;
     p += r;
     n -= (size_t)r;
@@ -131,7 +167,7 @@ static int recv_all(int fd, uint8_t *p, size_t n)
   return 0;
 }
 
-enum xfer { XF_OK, XF_UNSENT, XF_BROKEN, XF_MALFORMED, XF_TOO_BIG, XF_NOMEM };
+enum xfer { XF_OK, XF_UNSENT, XF_BROKEN, XF_TIMEOUT, XF_MALFORMED, XF_TOO_BIG, XF_NOMEM };
 
 /* One request/reply on c. req holds REQ_HEADER_LEN reserved bytes, then the
  * payload. On XF_OK *reply is the whole reply frame (caller frees). */
@@ -152,7 +188,9 @@ static enum xfer exchange(conn *c, uint16_t call_id, wbuf *req, uint8_t **reply,
   if (sent < req->len) return XF_BROKEN;
 
   uint8_t lb[4];
-  if (recv_all(c->fd, lb, 4) != 0) return XF_BROKEN;
+  int got = recv_all(c->fd, lb, 4);
+  if (got == -2) return XF_TIMEOUT;
+  if (got != 0) return XF_BROKEN;
   uint32_t rlen = (uint32_t)lb[0] << 24 | (uint32_t)lb[1] << 16 | (uint32_t)lb[2] << 8 | lb[3];
   if (rlen < REP_HEADER_LEN - 4 || rlen > c->max_frame) {
     dbg("daemon sent a %u-byte frame (limit %u); the daemon and module disagree on protocol v1", rlen,
@@ -162,9 +200,10 @@ static enum xfer exchange(conn *c, uint16_t call_id, wbuf *req, uint8_t **reply,
   uint8_t *buf = malloc((size_t)rlen + 4);
   if (!buf) return XF_BROKEN; /* the stream is now mid-frame: unusable either way */
   memcpy(buf, lb, 4);
-  if (recv_all(c->fd, buf + 4, rlen) != 0) {
+  if ((got = recv_all(c->fd, buf + 4, rlen)) != 0) {
+    explicit_bzero(buf, (size_t)rlen + 4);
     free(buf);
-    return XF_BROKEN;
+    return got == -2 ? XF_TIMEOUT : XF_BROKEN;
   }
   rbuf r;
   rb_init(&r, buf + 4, rlen);
@@ -210,6 +249,11 @@ static conn *dial(void)
     free(c);
     return NULL;
   }
+  if (pool.timeout_s) {
+    struct timeval tv = {.tv_sec = (time_t)pool.timeout_s, .tv_usec = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
   return c;
 }
 
@@ -241,7 +285,8 @@ static CK_RV hello_v(conn *c, uint32_t version, const uint8_t *token, uint8_t *t
   wb_free(&w);
   if (x == XF_NOMEM) return CKR_HOST_MEMORY;
   if (x != XF_OK) {
-    if (x != XF_MALFORMED) dbg("%s closed the connection during HELLO; check the daemon's log", pool.path);
+    if (x == XF_TIMEOUT) dbg("%s accepted the connection but did not answer HELLO within %u s", pool.path, pool.timeout_s);
+    else if (x != XF_MALFORMED) dbg("%s closed the connection during HELLO; check the daemon's log", pool.path);
     return CKR_DEVICE_ERROR;
   }
   rbuf r;
@@ -535,6 +580,13 @@ CK_RV call_run(call *k)
       give_back(c, 1);
       dbg("daemon at %s closed the connection mid-call; retry once it is back", pool.path);
       return CKR_DEVICE_REMOVED;
+    case XF_TIMEOUT:
+      /* The late reply must never be read as another call's answer: drop the connection.
+       * Whether the daemon carried the call out is unknown to us. */
+      give_back(c, 1);
+      dbg("daemon at %s sent no reply within %u s (CRATON_HSM_TIMEOUT); the call's outcome is unknown",
+          pool.path, pool.timeout_s);
+      return CKR_DEVICE_ERROR;
     case XF_MALFORMED:
       give_back(c, 1);
       return CKR_DEVICE_ERROR;

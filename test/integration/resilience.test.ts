@@ -162,6 +162,37 @@ describe('a daemon that restarts under a running application', () => {
   });
 });
 
+describe('a daemon that stops answering mid-call', () => {
+  it('the call fails with CKR_DEVICE_ERROR after CRATON_HSM_TIMEOUT instead of hanging; the module recovers', async () => {
+    const d = await freshDaemon();
+    process.env.CRATON_HSM_TIMEOUT = '2'; // read at C_Initialize
+    let m: LoadedModule;
+    try {
+      m = loadModule(d.socketPath);
+    } finally {
+      delete process.env.CRATON_HSM_TIMEOUT;
+    }
+    cleanups.push(() => m.close());
+    const slot = initToken(m);
+    const p11 = m.p11;
+    const s = p11.C_OpenSession(slot, CKF.SERIAL_SESSION);
+    expect(p11.C_GenerateRandom(s, Buffer.alloc(16)).length).toBe(16);
+
+    // SIGSTOP: the socket still accepts bytes, nobody answers (a wedged daemon).
+    d.proc.kill('SIGSTOP');
+    cleanups.push(() => void d.proc.kill('SIGCONT'));
+    expect(rvName(rvOf(() => p11.C_GenerateRandom(s, Buffer.alloc(16))))).toBe('CKR_DEVICE_ERROR');
+    d.proc.kill('SIGCONT');
+
+    // The connection that timed out was dropped (its late reply can never be taken for
+    // another call's); it was the application's only one, so the daemon ended the
+    // application: old sessions are gone, new ones work.
+    expect(rvName(rvOf(() => p11.C_GenerateRandom(s, Buffer.alloc(16))))).toBe('CKR_SESSION_HANDLE_INVALID');
+    const s2 = p11.C_OpenSession(slot, CKF.SERIAL_SESSION);
+    expect(p11.C_GenerateRandom(s2, Buffer.alloc(16)).length).toBe(16);
+  });
+});
+
 describe('garbage on the socket', () => {
   it('the daemon keeps serving after random and malformed frames', async () => {
     const d = await freshDaemon();
