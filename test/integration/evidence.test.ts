@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CKA, CKF, CKM, CKO, CKR, CKU } from '../../hsm-daemon/src/pkcs11/index.js';
 import type { CryptoOpEvent } from '../../tracer/src/events.js';
 import type { EvidenceDocument } from '../../admin-cli/src/evidence/document.js';
-import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { MODULE_PATH, REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { describeRun, initTokenAndLogin, loadModule, pkcs11js, rvOf, runCli } from '../helpers/module.js';
 
 const ADMIN = path.join(REPO_ROOT, 'bin', 'craton-hsm-admin');
@@ -28,6 +28,8 @@ const DIGESTS = 3;
 const GCM_LIMIT = 4;
 const MAX_FAILED = 3;
 const P256 = Buffer.from('06082a8648ce3d030107', 'hex');
+/** SHA-256 digests by a second process of the same executable (node) and uid. */
+const CHILD_DIGESTS = 2;
 
 let d: Daemon;
 let dir: string;
@@ -35,6 +37,7 @@ let t0: number;
 let t1: number;
 let me: { pid: number; uid: number; exe: string };
 let traceLog: string;
+let childPid: number;
 const admin = (args: string[]) => runCli(process.execPath, [ADMIN, '--config', d.configPath, '--data-dir', d.dataDir, ...args], { env: d.env });
 const readDoc = (f: string) => JSON.parse(readFileSync(f, 'utf8')) as EvidenceDocument;
 const rawLog = () =>
@@ -82,14 +85,67 @@ function drive(): void {
     // created #3 and destroyed #1
     const tmp = p11.C_GenerateKey(s, { mechanism: CKM.AES_KEY_GEN }, [{ type: CKA.VALUE_LEN, value: 16 }, { type: CKA.TOKEN, value: true }, { type: CKA.CLASS, value: CKO.SECRET_KEY }] as never);
     p11.C_DestroyObject(s, tmp);
-    // wrong PINs: MAX_FAILED × CKR_PIN_INCORRECT (the last one locks), then CKR_PIN_LOCKED
-    p11.C_Logout(s);
+    // created #4: an AES key whose CKA_END_DATE has passed: AES-GCM encryption is refused by
+    // the date window with the same CK_RV as the GCM limit (the log must tell them apart)
+    const expired = p11.C_GenerateKey(s, { mechanism: CKM.AES_KEY_GEN }, [{ type: CKA.VALUE_LEN, value: 32 }, { type: CKA.TOKEN, value: false }, { type: CKA.ENCRYPT, value: true }, { type: CKA.END_DATE, value: Buffer.from('20000102') }] as never);
+    expect(rvOf(() => p11.C_EncryptInit(s, gcmParams(99), expired))).toBe(CKR.KEY_FUNCTION_NOT_PERMITTED);
+  } finally {
+    // C_Finalize is audited: its entry is written after every event queued before it.
+    m.close();
+  }
+}
+
+/** Wrong PINs: MAX_FAILED × CKR_PIN_INCORRECT (the last one locks), then CKR_PIN_LOCKED. */
+function lockOut(): void {
+  const m = loadModule(d.socketPath);
+  const p11 = m.p11;
+  try {
+    const s = p11.C_OpenSession(p11.C_GetSlotList(true)[0]!, CKF.SERIAL_SESSION | CKF.RW_SESSION);
     for (let i = 0; i < MAX_FAILED; i++) expect(rvOf(() => p11.C_Login(s, CKU.USER, '9999'))).toBe(CKR.PIN_INCORRECT);
     expect(rvOf(() => p11.C_Login(s, CKU.USER, USER_PIN))).toBe(CKR.PIN_LOCKED);
   } finally {
     // C_Finalize is audited: its entry is written after every event queued before it.
     m.close();
   }
+}
+
+/** A second process of this executable and uid: its calls belong to the same client row. */
+async function childDigests(): Promise<number> {
+  const script = path.join(dir, 'child.cjs');
+  writeFileSync(
+    script,
+    `const pkcs11js = require(${JSON.stringify(path.join(REPO_ROOT, 'node_modules', 'pkcs11js'))});
+const p = new pkcs11js.PKCS11();
+p.load(${JSON.stringify(MODULE_PATH)});
+p.C_Initialize();
+const s = p.C_OpenSession(p.C_GetSlotList(true)[0], ${CKF.SERIAL_SESSION});
+for (let i = 0; i < ${CHILD_DIGESTS}; i++) {
+  p.C_DigestInit(s, { mechanism: ${CKM.SHA256} });
+  p.C_Digest(s, Buffer.from('child ' + i), Buffer.alloc(32));
+}
+p.C_Finalize();
+p.close();
+process.stdout.write(String(process.pid));
+`,
+  );
+  const r = await runCli(process.execPath, [script], { env: { ...process.env, CRATON_HSM_SOCKET: d.socketPath } });
+  expect(r.code, describeRun(r)).toBe(0);
+  return Number(r.stdout);
+}
+
+/** An admin `key import` of a PKCS#12 made by openssl: EC private key, its public key, its certificate. */
+async function importP12(): Promise<void> {
+  const ossl = async (args: string[]) => {
+    const r = await runCli('openssl', args, { timeoutMs: 60_000 });
+    expect(r.code, `openssl ${args.join(' ')}\n${describeRun(r)}`).toBe(0);
+  };
+  writeFileSync(path.join(dir, 'pass.txt'), 'evidence passphrase\n', { mode: 0o600 });
+  writeFileSync(path.join(dir, 'pin.txt'), `${USER_PIN}\n`, { mode: 0o600 });
+  await ossl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(dir, 'leaf.key'), '-out', path.join(dir, 'leaf.pem'), '-subj', '/CN=evidence import', '-days', '2']);
+  await ossl(['pkcs12', '-export', '-inkey', path.join(dir, 'leaf.key'), '-in', path.join(dir, 'leaf.pem'), '-out', path.join(dir, 'leaf.p12'), '-passout', `file:${path.join(dir, 'pass.txt')}`]);
+  const r = await admin(['key', 'import', '--file', path.join(dir, 'leaf.p12'), '--label', 'ev-import', '--passphrase-file', path.join(dir, 'pass.txt'), '--pin-file', path.join(dir, 'pin.txt'), '--json']);
+  expect(r.code, describeRun(r)).toBe(0);
+  expect((JSON.parse(r.stdout) as { imported: Array<{ class: string }> }).imported.map((o) => o.class)).toEqual(['CKO_PRIVATE_KEY', 'CKO_PUBLIC_KEY', 'CKO_CERTIFICATE']);
 }
 
 async function traceOpenssl(): Promise<string> {
@@ -131,6 +187,9 @@ beforeAll(async () => {
     extraToml: `[nonce]\ngcm_invocation_limit = ${GCM_LIMIT}\n[security]\nmax_failed_logins = ${MAX_FAILED}\nfailed_login_delay_base_ms = 0\n[audit]\ncheckpoint_interval_entries = 16\n`,
   });
   drive();
+  childPid = await childDigests();
+  await importP12();
+  lockOut();
   traceLog = await traceOpenssl();
   t1 = Math.floor(Date.now() / 1000) + 1;
 }, 60_000);
@@ -155,31 +214,67 @@ describe('craton-hsm-admin evidence', () => {
 
     const mech = (m: string) => doc.operations.by_mechanism.find((x) => x.mechanism === m)!;
     expect(mech('CKM_ECDSA_SHA256')).toMatchObject({ operations: SIGNS, approved: SIGNS, non_approved: 0, failed: 0, calls: 2 * SIGNS });
-    expect(mech('CKM_SHA256')).toMatchObject({ operations: DIGESTS, approved: DIGESTS, non_approved: 0, calls: 2 * DIGESTS });
+    const digests = DIGESTS + CHILD_DIGESTS;
+    expect(mech('CKM_SHA256')).toMatchObject({ operations: digests, approved: digests, non_approved: 0, calls: 2 * digests });
     // caller-supplied GCM IVs make the encryption non-approved (FIPS 140-3 IG C.H, nonce/guard.ts)
     expect(mech('CKM_AES_GCM')).toMatchObject({ operations: GCM_LIMIT, approved: 0, non_approved: GCM_LIMIT });
-    expect(mech('CKM_AES_KEY_GEN')).toMatchObject({ operations: 2, approved: 2 });
+    expect(mech('CKM_AES_KEY_GEN')).toMatchObject({ operations: 3, approved: 3 });
     expect(doc.operations.by_mechanism.find((x) => /^CKM_EC(DSA)?_KEY_PAIR_GEN$/.test(x.mechanism))!.operations).toBe(1);
-    const total = SIGNS + DIGESTS + GCM_LIMIT + 2 + 1;
-    expect(doc.operations).toMatchObject({ total, approved: SIGNS + DIGESTS + 3, non_approved: GCM_LIMIT });
-    expect(doc.summary).toMatchObject({ operations: total, refusals: 3, failed_logins: MAX_FAILED, keys_created: 3, keys_destroyed: 1, keys_rotated: 0, chain_ok: true });
-    expect(doc.summary.approval_rate).toBe(((100 * (SIGNS + DIGESTS + 3)) / total).toFixed(2));
+    const total = SIGNS + digests + GCM_LIMIT + 3 + 1;
+    expect(doc.operations).toMatchObject({ total, approved: SIGNS + digests + 4, non_approved: GCM_LIMIT });
+    // objects, not entries: the key pair is 2, the PKCS#12 import 3
+    expect(doc.summary).toMatchObject({ operations: total, refusals: 4, failed_logins: MAX_FAILED, keys_created: 2 + 3 + 3, keys_destroyed: 1, keys_rotated: 0, chain_ok: true });
+    expect(doc.summary.approval_rate).toBe(((100 * (SIGNS + digests + 4)) / total).toFixed(2));
 
-    // refused operations, each with the identity of this test process
-    expect(doc.refusals.by_kind).toEqual({ policy: 1, lockout: 1, gcm_limit: 1 });
+    // refused operations, each classified by the control that refused it as the daemon
+    // recorded it (details.refused_by), with the identity of this test process
+    expect(doc.refusals.by_kind).toEqual({ policy: 1, lockout: 1, gcm_limit: 1, key_dates: 1 });
+    expect(doc.refusals.entries.map((r) => r.classified)).toEqual(['recorded', 'recorded', 'recorded', 'recorded']);
     const byKind = Object.fromEntries(doc.refusals.entries.map((x) => [x.kind, x]));
     expect(byKind.policy).toMatchObject({ operation: 'EncryptInit', mechanism: 'CKM_AES_ECB', result: 'CKR_MECHANISM_INVALID', ...me });
     expect(byKind.policy!.reason).toMatch(/AES-ECB/);
     expect(byKind.lockout).toMatchObject({ operation: 'Login', result: 'CKR_PIN_LOCKED', ...me });
     expect(byKind.gcm_limit).toMatchObject({ operation: 'EncryptInit', mechanism: 'CKM_AES_GCM', result: 'CKR_KEY_FUNCTION_NOT_PERMITTED', ...me });
-    const client = doc.operations.by_client.find((c) => c.pid === me.pid)!;
-    expect(client).toMatchObject({ uid: me.uid, exe: me.exe, operations: total, refused: 3, failed_logins: MAX_FAILED });
+    // the same CK_RV and mechanism as the GCM limit, told apart by the entry
+    expect(byKind.key_dates).toMatchObject({ operation: 'EncryptInit', mechanism: 'CKM_AES_GCM', result: 'CKR_KEY_FUNCTION_NOT_PERMITTED', ...me });
+    expect(byKind.gcm_limit!.seq).toBeLessThan(byKind.key_dates!.seq);
+    const log = rawLog();
+    const entryAt = (seq: number) => log.find((e) => e.seq === seq)!;
+    expect(entryAt(byKind.policy!.seq).details).toEqual({ refused_by: 'policy', policy_violation: byKind.policy!.reason });
+    expect(entryAt(byKind.lockout!.seq).details).toEqual({ refused_by: 'lockout' });
+    expect(entryAt(byKind.key_dates!.seq).details).toEqual({ refused_by: 'key_dates' });
+    expect(entryAt(byKind.gcm_limit!.seq).details).toMatchObject({ refused_by: 'gcm_limit', gcm_used: GCM_LIMIT, gcm_limit: GCM_LIMIT });
+    // the wrong PINs before the lock are failed logins, not refusals by a control
+    expect(log.filter((e) => e.operation === 'Login' && e.result.Failure === 'CKR_PIN_INCORRECT').map((e) => e.details)).toEqual(Array(MAX_FAILED).fill(undefined));
+
+    // one client per uid + executable: this process, the child process and the admin CLI
+    // that imported the PKCS#12 all run this node binary as this uid
+    const importEntry = log.find((e) => e.operation === 'AdminKeyImport')!;
+    expect(new Set([me.pid, childPid, importEntry.pid]).size).toBe(3);
+    expect(doc.operations.by_client).toHaveLength(1);
+    const client = doc.operations.by_client[0]!;
+    expect(client).toMatchObject({ uid: me.uid, exe: me.exe, pids: 3, pid_list: [me.pid, childPid, importEntry.pid].sort((a, b) => a - b), operations: total, refused: 4, failed_logins: MAX_FAILED });
+    const clientPids = [me.pid, childPid, importEntry.pid];
+    expect(client.calls).toBe(log.filter((e) => clientPids.includes(e.pid) && e.seq < log.find((x) => x.operation === 'AdminEvidenceSign')!.seq).length);
     expect(doc.authentication.lockouts.filter((l) => l.transition)).toHaveLength(1);
     expect(doc.policy_violations).toMatchObject({ total: 1, refused: 1, warned: 0 });
 
-    // keys
-    expect(doc.keys.events.map((k) => `${k.action}:${k.operation}`)).toEqual(['created:GenerateKeyPair', 'created:GenerateKey', 'created:GenerateKey', 'destroyed:DestroyObject']);
+    // keys: objects by class, from the entries' details (class, key type) and the import's object list
+    expect(doc.keys.created_by_class).toEqual({ key_pairs: 1, secret_keys: 3, private_keys: 2, public_keys: 2, certificates: 1, other: 0, unknown: 0 });
+    expect(doc.keys.destroyed_by_class).toEqual({ key_pairs: 0, secret_keys: 1, private_keys: 0, public_keys: 0, certificates: 0, other: 0, unknown: 0 });
+    expect(doc.keys.events.map((k) => `${k.action}:${k.operation}:${k.objects}`)).toEqual([
+      'created:GenerateKeyPair:2',
+      'created:GenerateKey:1',
+      'created:GenerateKey:1',
+      'destroyed:DestroyObject:1',
+      'created:GenerateKey:1',
+      'created:AdminKeyImport:3',
+    ]);
     expect(doc.keys.events[3]!.key_handle).toBe(doc.keys.events[2]!.key_handle);
+    expect(doc.keys.events.map((k) => k.detail)).toEqual(['key pair CKK_ECDSA', 'CKO_SECRET_KEY CKK_AES', 'CKO_SECRET_KEY CKK_AES', 'CKO_SECRET_KEY CKK_AES', 'CKO_SECRET_KEY CKK_AES', null]);
+    expect(doc.keys.events[5]!.pid).toBe(importEntry.pid);
+    // entries that record nothing beyond seed 003 keep its shape exactly
+    for (const e of log.filter((x) => x.operation === 'Sign' || x.operation === 'Digest')) expect(e.details).toBeUndefined();
 
     // GCM counters: the 50% and 75% thresholds, then exhaustion at the limit
     expect(doc.gcm.encryptions).toBe(GCM_LIMIT);
@@ -190,6 +285,9 @@ describe('craton-hsm-admin evidence', () => {
       [100, 4, true],
     ]);
     expect(doc.gcm.peaks).toEqual([{ key: doc.gcm.thresholds[0]!.key, used: GCM_LIMIT, limit: GCM_LIMIT, percent: 100 }]);
+    // every admission's count is in its entry: 1..limit, then the refusal at the limit
+    const gcmInits = log.filter((e) => e.operation === 'EncryptInit' && e.mechanism === 'CKM_AES_GCM' && e.details?.gcm_key);
+    expect(gcmInits.map((e) => [e.details.gcm_used, e.details.gcm_limit, e.details.gcm_key])).toEqual([1, 2, 3, 4, 4].map((n) => [n, GCM_LIMIT, doc.gcm.thresholds[0]!.key]));
 
     // self-tests at start, the policy in force (strict) with its hash, alerts
     expect(doc.self_tests.runs).toHaveLength(1);
@@ -203,7 +301,6 @@ describe('craton-hsm-admin evidence', () => {
     for (const k of ['policy_violation', 'gcm_counter_ticket', 'gcm_counter_page', 'pin_incorrect_repeated', 'pin_locked']) expect(kinds).toContain(k);
     // The CLI read the log, then asked the daemon to sign: the AdminEvidenceSign entry is the
     // first one written after the reading, so the log before it is what the document covers.
-    const log = rawLog();
     const signedEntry = log.find((e) => e.operation === 'AdminEvidenceSign')!;
     expect(signedEntry.details.digest).toBe(doc.signature!.digest);
     expect(signedEntry.pid).not.toBe(me.pid); // the CLI process, not this one
@@ -321,7 +418,7 @@ describe('craton-hsm-admin evidence', () => {
     const resolve = (p: string): unknown => p.split('.').reduce<any>((o, k) => (o === null || o === undefined ? undefined : o[k]), doc);
     // the figures an auditor looks for first are all there
     const paths = new Set(shown.map((s) => s.path));
-    for (const p of ['summary.operations', 'summary.approved', 'summary.approval_rate', 'summary.refusals', 'refusals.by_kind.policy', 'refusals.by_kind.lockout', 'refusals.by_kind.gcm_limit', 'audit_chain.entries_in_period', 'audit_chain.checkpoints_verified', 'trace.approval_rate', 'operations.by_client.0.calls', 'timeline.buckets.0.approval_rate'])
+    for (const p of ['summary.operations', 'summary.approved', 'summary.approval_rate', 'summary.refusals', 'refusals.by_kind.policy', 'refusals.by_kind.lockout', 'refusals.by_kind.gcm_limit', 'refusals.by_kind.key_dates', 'audit_chain.entries_in_period', 'audit_chain.checkpoints_verified', 'trace.approval_rate', 'operations.by_client.0.calls', 'operations.by_client.0.pids', 'keys.created_by_class.private_keys', 'keys.created_by_class.key_pairs', 'keys.events.5.objects', 'timeline.buckets.0.approval_rate'])
       expect(paths, p).toContain(p);
     expect(shown.length).toBeGreaterThan(50);
     for (const s of shown) {
@@ -335,6 +432,10 @@ describe('craton-hsm-admin evidence', () => {
       ['policy', 1],
       ['lockout', 1],
       ['gcm_limit', 1],
+      ['key_dates', 1],
     ]);
+    // one row per client (uid + executable), naming how many pids it had
+    const clientsChart = /<svg id="chart-clients"[\s\S]*?<\/svg>/.exec(dom)![0];
+    expect(clientsChart).toContain('3 pids');
   }, 90_000);
 });

@@ -90,6 +90,8 @@ describe('metrics endpoint during a client run', () => {
       p11.C_EncryptInit(s, { mechanism: CKM.AES_GCM, parameter: { type: pkcs11js.CK_PARAMS_GCM, iv, ivBits: 96, aad: Buffer.alloc(0), tagBits: 128 } } as never, key);
       p11.C_Encrypt(s, Buffer.from('hello'), Buffer.alloc(64));
     }
+    // strict policy: MD5 refused at C_DigestInit
+    expect(rvName(rvOf(() => p11.C_DigestInit(s, { mechanism: CKM.MD5 })))).toBe('CKR_MECHANISM_INVALID');
 
     const after = await scrape(url);
     const linesAfter = auditLines();
@@ -101,6 +103,9 @@ describe('metrics endpoint during a client run', () => {
     expect(delta(op('C_Encrypt', 'CKM_AES_GCM', 'CKR_OK'))).toBe(2);
     expect(delta(op('C_GenerateKey', 'CKM_AES_KEY_GEN', 'CKR_OK'))).toBe(1);
     expect(delta(op('C_Login', 'none', 'CKR_PIN_INCORRECT'))).toBe(1);
+    // refusals by the control that refused (the audit entries' details.refused_by); a wrong PIN is none
+    expect(delta('craton_hsm_refusals_total{function="C_DigestInit",refused_by="policy"}')).toBe(1);
+    expect([...after.keys()].filter((k) => k.startsWith('craton_hsm_refusals_total{'))).toEqual(['craton_hsm_refusals_total{function="C_DigestInit",refused_by="policy"}']);
     expect(delta(op('C_Login', 'none', 'CKR_OK'))).toBe(2);
     expect(delta(op('C_InitToken', 'none', 'CKR_OK'))).toBe(1);
     expect(delta(op('C_OpenSession', 'none', 'CKR_OK'))).toBe(2);

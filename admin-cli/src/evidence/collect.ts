@@ -4,6 +4,7 @@
 import type { Json } from '../../../hsm-daemon/src/audit/canonical.js';
 import type { ParsedEntry } from '../../../hsm-daemon/src/audit/segments.js';
 import { KEY_CHANGE_OPERATION } from '../../../hsm-daemon/src/audit/checkpoint.js';
+import { CALL_DETAILS_VERSION, isPkcs11CallEntry } from '../../../hsm-daemon/src/audit/entry.js';
 import { policyHash } from '../../../hsm-daemon/src/policy/fingerprint.js';
 import { entriesOf } from '../audit/commands.js';
 import {
@@ -17,7 +18,10 @@ import {
   type GcmThreshold,
   type KeyEvent,
   type MechanismRow,
+  type ObjectClassCounts,
   type PolicyRecord,
+  PID_LIST_MAX,
+  REFUSAL_KINDS,
   type Refusal,
   type RefusalKind,
   type SelfTestRun,
@@ -29,10 +33,45 @@ const COMPLETING = new Set([
   'Sign', 'SignFinal', 'SignRecover', 'Verify', 'VerifyFinal', 'VerifyRecover',
   'GenerateKey', 'GenerateKeyPair', 'WrapKey', 'UnwrapKey', 'DeriveKey',
 ]);
-const CREATING = new Set(['GenerateKey', 'GenerateKeyPair', 'UnwrapKey', 'DeriveKey', 'CreateObject', 'CopyObject']);
+const CREATING = new Set(['GenerateKey', 'GenerateKeyPair', 'UnwrapKey', 'DeriveKey', 'CreateObject', 'CopyObject', 'AdminKeyImport', 'AdminTokenRestore']);
 const DESTROYING = new Set(['DestroyObject', 'AdminKeyDelete']);
-/** What the policy enforcer answers when it refuses (policy/enforcer.ts). */
+/** What the policy enforcer answers when it refuses (policy/enforcer.ts); only for entries of
+ * older versions, which did not record refused_by. */
 const POLICY_RVS = new Set(['CKR_MECHANISM_INVALID', 'CKR_KEY_SIZE_RANGE', 'CKR_DATA_INVALID']);
+
+const CLASS_BUCKET: Record<string, keyof ObjectClassCounts> = {
+  CKO_SECRET_KEY: 'secret_keys',
+  CKO_PRIVATE_KEY: 'private_keys',
+  CKO_PUBLIC_KEY: 'public_keys',
+  CKO_CERTIFICATE: 'certificates',
+};
+const noObjects = (): ObjectClassCounts => ({ key_pairs: 0, secret_keys: 0, private_keys: 0, public_keys: 0, certificates: 0, other: 0, unknown: 0 });
+const bucketOfClass = (cls: string | null): keyof ObjectClassCounts => (cls === null ? 'unknown' : (CLASS_BUCKET[cls] ?? 'other'));
+
+/** The objects a successful creating or destroying entry stands for, by class (null: not
+ * recorded). GenerateKey and DeriveKey always make a secret key, GenerateKeyPair a public and
+ * a private key; the others say so in their details since this version. */
+export function objectsOf(e: Pick<ParsedEntry, 'operation' | 'details'>): { classes: Array<string | null>; pair: boolean } {
+  const d = e.details ?? {};
+  const cls = typeof d.class === 'string' ? d.class : null;
+  switch (e.operation) {
+    case 'GenerateKeyPair':
+      return { classes: ['CKO_PUBLIC_KEY', 'CKO_PRIVATE_KEY'], pair: true };
+    case 'GenerateKey':
+    case 'DeriveKey':
+      return { classes: [cls ?? 'CKO_SECRET_KEY'], pair: false };
+    case 'AdminKeyImport': {
+      if (Array.isArray(d.objects)) return { classes: d.objects.map((o) => (o && typeof o === 'object' && typeof (o as Record<string, unknown>).class === 'string' ? ((o as Record<string, unknown>).class as string) : null)), pair: false };
+      const n = int(d.requested) ?? 1;
+      return { classes: Array<null>(n).fill(null), pair: false };
+    }
+    case 'AdminTokenRestore':
+      // The restore names the object count only: private objects' classes are sealed in the backup.
+      return { classes: Array<null>(Math.max(0, int(d.objects) ?? 0)).fill(null), pair: false };
+    default:
+      return { classes: [cls], pair: false };
+  }
+}
 
 export interface CollectOptions {
   since: number;
@@ -60,10 +99,29 @@ const resultOf = (e: ParsedEntry): string => {
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 const int = (v: unknown): number | null => (typeof v === 'number' && Number.isSafeInteger(v) ? v : null);
 const clientOf = (e: ParsedEntry): Client => ({ pid: int(e.pid), uid: int(e.uid), exe: str(e.exe) });
-const clientKey = (c: Client) => `${c.pid}\u0000${c.uid}\u0000${c.exe}`;
+/** One client per uid + executable, as the anomaly detector groups them (anomaly/identity.ts). */
+const clientKey = (c: Client) => `${c.uid}\u0000${c.exe}`;
 
-/** A call made by a client (PKCS#11 or the admin socket), as opposed to a daemon event. */
-const isClientCall = (e: ParsedEntry): boolean => e.details === undefined || e.details?.via === 'admin-socket';
+/** A call made by a client (PKCS#11 or the admin socket), as opposed to a daemon event. Call
+ * entries may carry details since this version, so this goes by the operation's name. */
+const isClientCall = (e: ParsedEntry): boolean => isPkcs11CallEntry(e) || e.details?.via === 'admin-socket';
+
+/** How an older version's refused call entry (no details.refused_by) is classified: from its
+ * CK_RV, the refused PolicyViolation entry of the same mechanism before it, and the mechanism.
+ * Null when it is none of the kinds. Entries of this version are never inferred. */
+function inferRefusal(rv: string, mech: string | null, policyQueued: boolean): RefusalKind | null {
+  if (POLICY_RVS.has(rv) && policyQueued) return 'policy';
+  if (rv === 'CKR_PIN_LOCKED') return 'lockout';
+  if (rv === 'CKR_KEY_FUNCTION_NOT_PERMITTED' && mech === 'CKM_AES_GCM') return 'gcm_limit';
+  return null;
+}
+
+const REFUSAL_REASON: Record<RefusalKind, string> = {
+  policy: 'refused by the FIPS policy',
+  lockout: 'PIN locked after repeated wrong PINs',
+  gcm_limit: 'AES-GCM invocation limit of the key reached',
+  key_dates: 'outside the key\'s CKA_START_DATE / CKA_END_DATE',
+};
 
 /** A bucket width (seconds) giving at most 60 buckets over the span. */
 export function bucketWidth(span: number): number {
@@ -102,7 +160,10 @@ export async function collectAudit(files: string[], o: CollectOptions): Promise<
   const clients = new Map<string, ClientRow>();
   const ops = { total: 0, approved: 0, non_approved: 0, unknown: 0, failed: 0 };
   const refusals: Refusal[] = [];
-  const refusalCounts: Record<RefusalKind, number> = { policy: 0, lockout: 0, gcm_limit: 0 };
+  const refusalCounts: Record<RefusalKind, number> = { policy: 0, lockout: 0, gcm_limit: 0, key_dates: 0 };
+  /** The daemon writing the entries records refused_by (its Startup said so, or an entry
+   * carried call details): a refused entry without it is no refusal by a control. */
+  let recordsRefusals = false;
   const auth: EvidenceDocument['authentication'] = { failed_logins: 0, lockouts: [], unlocks: 0 };
   const violations = new Map<string, { algorithm: string; refused: number; warned: number }>();
   let violationsTotal = 0;
@@ -110,7 +171,11 @@ export async function collectAudit(files: string[], o: CollectOptions): Promise<
   /** Refused PolicyViolation events waiting for the call entry that carries the client. */
   const pendingViolations = new Map<string, string[]>();
   const keyEvents: KeyEvent[] = [];
+  let keyEventsTotal = 0;
   const keyCounts = { created: 0, destroyed: 0, rotated: 0 };
+  const createdByClass = noObjects();
+  const destroyedByClass = noObjects();
+  const pidsOf = new Map<ClientRow, Set<number>>();
   let checkpointKey: string | null = null;
   const gcm = { encryptions: 0, limit_refusals: 0, thresholds: [] as GcmThreshold[], peaks: new Map<string, { key: string; used: number; limit: number; percent: number }>() };
   const alerts: AlertRecord[] = [];
@@ -134,20 +199,36 @@ export async function collectAudit(files: string[], o: CollectOptions): Promise<
     const c = clientOf(e);
     const k = clientKey(c);
     let row = clients.get(k);
-    if (!row) clients.set(k, (row = { ...c, calls: 0, operations: 0, approved: 0, non_approved: 0, refused: 0, failed_logins: 0 }));
+    if (!row) {
+      clients.set(k, (row = { uid: c.uid, exe: c.exe, pids: 0, pid_list: [], calls: 0, operations: 0, approved: 0, non_approved: 0, refused: 0, failed_logins: 0 }));
+      pidsOf.set(row, new Set());
+    }
+    if (c.pid !== null) pidsOf.get(row)!.add(c.pid);
     return row;
   };
-  const refuse = (e: ParsedEntry, kind: RefusalKind, reason: string | null) => {
+  const refuse = (e: ParsedEntry, kind: RefusalKind, reason: string | null, classified: Refusal['classified']) => {
     refusalCounts[kind]++;
+    if (kind === 'gcm_limit') gcm.limit_refusals++;
     clientRow(e).refused++;
     bucketOf(e).refusals++;
     if (refusals.length < maxListed)
-      refusals.push({ seq: e.seq, timestamp: isoOf(e.timestamp), kind, operation: e.operation, mechanism: str(e.mechanism), result: resultOf(e), reason, ...clientOf(e) });
+      refusals.push({ seq: e.seq, timestamp: isoOf(e.timestamp), kind, classified, operation: e.operation, mechanism: str(e.mechanism), result: resultOf(e), reason, ...clientOf(e) });
   };
-  const keyEvent = (e: ParsedEntry, action: KeyEvent['action'], detail: string | null) => {
-    keyCounts[action]++;
+  const keyEvent = (e: ParsedEntry, action: KeyEvent['action'], detail: string | null, classes: Array<string | null> = [], pair = false) => {
+    const objects = action === 'rotated' ? 1 : classes.length;
+    keyCounts[action] += objects;
+    keyEventsTotal++;
+    if (action !== 'rotated') {
+      const by = action === 'created' ? createdByClass : destroyedByClass;
+      for (const c of classes) by[bucketOfClass(c)]++;
+      if (pair) by.key_pairs++;
+    }
     if (keyEvents.length < maxListed)
-      keyEvents.push({ seq: e.seq, timestamp: isoOf(e.timestamp), action, operation: e.operation, mechanism: str(e.mechanism), key_handle: int(e.key_id), detail, ...clientOf(e) });
+      keyEvents.push({ seq: e.seq, timestamp: isoOf(e.timestamp), action, operation: e.operation, mechanism: str(e.mechanism), key_handle: int(e.key_id), objects, detail, ...clientOf(e) });
+  };
+  const gcmPeak = (key: string, used: number, limit: number) => {
+    const peak = gcm.peaks.get(key);
+    if (!peak || used > peak.used) gcm.peaks.set(key, { key, used, limit, percent: limit > 0 ? Math.floor((used * 100) / limit) : 0 });
   };
 
   for await (const { entry: e } of entriesOf(files)) {
@@ -162,6 +243,8 @@ export async function collectAudit(files: string[], o: CollectOptions): Promise<
     // to a new key), or a daemon starting with another key than the last one. Checkpoint
     // entries are not looked at: the one closing a key change is still signed by the old key.
     const cpKey = e.operation === 'Startup' ? str(d.checkpoint_key_id) : e.operation === KEY_CHANGE_OPERATION ? str(d.new_key_id) : null;
+    if (e.operation === 'Startup') recordsRefusals = (int(d.call_details) ?? 0) >= CALL_DETAILS_VERSION;
+    else if (e.details && isPkcs11CallEntry(e)) recordsRefusals = true;
     const rotatedFrom = cpKey && checkpointKey && cpKey !== checkpointKey ? checkpointKey : null;
     if (cpKey) checkpointKey = cpKey;
 
@@ -214,21 +297,31 @@ export async function collectAudit(files: string[], o: CollectOptions): Promise<
           }
         }
       }
+      // The key's GCM invocation count this call reached (or was refused at), exact.
+      const gKey = str(d.gcm_key);
+      const gUsed = int(d.gcm_used);
+      if (gKey && gUsed !== null) gcmPeak(gKey, gUsed, int(d.gcm_limit) ?? 0);
       if (!ok) {
         const queue = mech ? pendingViolations.get(mech) : undefined;
-        if (POLICY_RVS.has(rv) && queue && queue.length > 0) refuse(e, 'policy', queue.shift()!);
-        else if (rv === 'CKR_PIN_LOCKED') refuse(e, 'lockout', 'PIN locked after repeated wrong PINs');
-        else if (rv === 'CKR_KEY_FUNCTION_NOT_PERMITTED' && mech === 'CKM_AES_GCM') {
-          gcm.limit_refusals++;
-          refuse(e, 'gcm_limit', 'AES-GCM invocation limit of the key reached');
+        const recorded = str(d.refused_by) as RefusalKind | null;
+        if (recorded && REFUSAL_KINDS.includes(recorded)) {
+          const queued = recorded === 'policy' && queue && queue.length > 0 ? queue.shift()! : null;
+          refuse(e, recorded, recorded === 'policy' ? (str(d.policy_violation) ?? queued ?? REFUSAL_REASON.policy) : REFUSAL_REASON[recorded], 'recorded');
+        } else if (!recordsRefusals) {
+          // Written by a version before refused_by existed: classified from the CK_RV.
+          const kind = inferRefusal(rv, mech, !!queue && queue.length > 0);
+          if (kind) refuse(e, kind, kind === 'policy' ? queue!.shift()! : REFUSAL_REASON[kind], 'inferred');
         }
         if (rv === 'CKR_PIN_INCORRECT') {
           auth.failed_logins++;
           row.failed_logins++;
         }
       }
-      if (ok && (CREATING.has(e.operation) || /^Admin\w*Import/.test(e.operation))) keyEvent(e, 'created', e.operation === 'GenerateKeyPair' ? 'key pair' : null);
-      if (ok && DESTROYING.has(e.operation)) keyEvent(e, 'destroyed', e.operation === 'AdminKeyDelete' ? str(d.class) : null);
+      if (ok && (CREATING.has(e.operation) || DESTROYING.has(e.operation))) {
+        const { classes, pair } = objectsOf(e);
+        const detail = pair ? `key pair${str(d.key_type) ? ` ${str(d.key_type)}` : ''}` : classes.length === 1 && classes[0] ? [classes[0], str(d.key_type)].filter(Boolean).join(' ') : null;
+        keyEvent(e, CREATING.has(e.operation) ? 'created' : 'destroyed', detail, classes, pair);
+      }
       if (e.operation === 'AdminSelfTest' && ok)
         runs.push({ seq: e.seq, timestamp: isoOf(e.timestamp), trigger: 'admin', passed: d.passed === true, known_answer_tests: null, failed: Array.isArray(d.failed) ? d.failed.map(String) : [], integrity: null, drbg: null, duration_ms: null });
       continue;
@@ -282,8 +375,7 @@ export async function collectAudit(files: string[], o: CollectOptions): Promise<
         const exhausted = e.operation === 'NonceExhausted';
         const percent = exhausted ? 100 : (int(d.percent) ?? 0);
         gcm.thresholds.push({ seq: e.seq, timestamp: isoOf(e.timestamp), key, percent, used, limit, exhausted });
-        const peak = gcm.peaks.get(key);
-        if (!peak || used > peak.used) gcm.peaks.set(key, { key, used, limit, percent: limit > 0 ? Math.floor((used * 100) / limit) : 0 });
+        gcmPeak(key, used, limit);
         break;
       }
       case 'AlertRaised': {
@@ -300,7 +392,12 @@ export async function collectAudit(files: string[], o: CollectOptions): Promise<
   }
 
   for (const b of buckets) b.approval_rate = rate(b.approved, b.approved + b.non_approved);
-  const refusalsTotal = refusalCounts.policy + refusalCounts.lockout + refusalCounts.gcm_limit;
+  const refusalsTotal = REFUSAL_KINDS.reduce((n, k) => n + refusalCounts[k], 0);
+  for (const [row, pids] of pidsOf) {
+    const sorted = [...pids].sort((a, b) => a - b);
+    row.pids = sorted.length;
+    row.pid_list = sorted.slice(0, PID_LIST_MAX);
+  }
   const byCountDesc = <T extends { mechanism?: string; exe?: string | null }>(a: T & { operations?: number; calls?: number }, b: T & { operations?: number; calls?: number }) =>
     (b.calls ?? 0) - (a.calls ?? 0) || String(a.mechanism ?? a.exe ?? '').localeCompare(String(b.mechanism ?? b.exe ?? ''));
 
@@ -317,7 +414,7 @@ export async function collectAudit(files: string[], o: CollectOptions): Promise<
     operations: {
       ...ops,
       by_mechanism: [...mechs.values()].sort(byCountDesc),
-      by_client: [...clients.values()].sort((a, b) => b.calls - a.calls || (a.pid ?? 0) - (b.pid ?? 0)),
+      by_client: [...clients.values()].sort((a, b) => b.calls - a.calls || (a.uid ?? -1) - (b.uid ?? -1) || String(a.exe).localeCompare(String(b.exe))),
     },
     refusals: { total: refusalsTotal, by_kind: refusalCounts, entries: refusals, omitted: refusalsTotal - refusals.length },
     authentication: auth,
@@ -327,7 +424,7 @@ export async function collectAudit(files: string[], o: CollectOptions): Promise<
       warned: violationsTotal - violationsRefused,
       by_algorithm: [...violations.values()].sort((a, b) => b.refused + b.warned - (a.refused + a.warned) || a.algorithm.localeCompare(b.algorithm)),
     },
-    keys: { ...keyCounts, events: keyEvents, omitted: keyCounts.created + keyCounts.destroyed + keyCounts.rotated - keyEvents.length },
+    keys: { ...keyCounts, created_by_class: createdByClass, destroyed_by_class: destroyedByClass, events: keyEvents, omitted: Math.max(0, keyEventsTotal - keyEvents.length) },
     gcm: { encryptions: gcm.encryptions, limit_refusals: gcm.limit_refusals, thresholds: gcm.thresholds, peaks: [...gcm.peaks.values()].sort((a, b) => b.used - a.used || a.key.localeCompare(b.key)) },
     alerts: {
       total: alertsTotal,

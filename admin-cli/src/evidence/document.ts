@@ -59,7 +59,15 @@ export interface MechanismRow {
   calls: number;
 }
 
-export interface ClientRow extends Client {
+/** One client = one executable run by one uid (the grouping of anomaly/identity.ts): a
+ * service restarted many times is one row, not one per pid. */
+export interface ClientRow {
+  uid: number | null;
+  exe: string | null;
+  /** Distinct pids seen for this uid + exe in the period. */
+  pids: number;
+  /** Those pids, ascending, at most PID_LIST_MAX of them. */
+  pid_list: number[];
   calls: number;
   operations: number;
   approved: number;
@@ -68,12 +76,18 @@ export interface ClientRow extends Client {
   failed_logins: number;
 }
 
-export type RefusalKind = 'policy' | 'lockout' | 'gcm_limit';
+export type RefusalKind = 'policy' | 'lockout' | 'gcm_limit' | 'key_dates';
+export const REFUSAL_KINDS: readonly RefusalKind[] = ['policy', 'lockout', 'gcm_limit', 'key_dates'];
+/** Longest pid list of a ClientRow. */
+export const PID_LIST_MAX = 32;
 
 export interface Refusal extends Client {
   seq: number;
   timestamp: string;
   kind: RefusalKind;
+  /** 'recorded': the entry's details.refused_by (this version on); 'inferred': an entry
+   * written by an older version, classified from its CK_RV (collect.ts). */
+  classified: 'recorded' | 'inferred';
   operation: string;
   mechanism: string | null;
   result: string;
@@ -87,7 +101,22 @@ export interface KeyEvent extends Client {
   operation: string;
   mechanism: string | null;
   key_handle: number | null;
+  /** Objects this entry created or destroyed (2 for a key pair, n for an import or restore). */
+  objects: number;
   detail: string | null;
+}
+
+/** Objects by CKO_ class. `key_pairs` counts C_GenerateKeyPair calls, whose two halves are
+ * also in public_keys and private_keys; the other members add up to the total. `unknown`:
+ * entries that do not name the class (written by older versions, or a restore). */
+export interface ObjectClassCounts {
+  key_pairs: number;
+  secret_keys: number;
+  private_keys: number;
+  public_keys: number;
+  certificates: number;
+  other: number;
+  unknown: number;
 }
 
 export interface GcmThreshold {
@@ -210,12 +239,14 @@ export interface EvidenceDocument {
     unlocks: number;
   };
   policy_violations: { total: number; refused: number; warned: number; by_algorithm: Array<{ algorithm: string; refused: number; warned: number }> };
-  keys: { created: number; destroyed: number; rotated: number; events: KeyEvent[]; omitted: number };
+  /** created / destroyed count objects (a key pair is 2), by_class splits them. */
+  keys: { created: number; destroyed: number; rotated: number; created_by_class: ObjectClassCounts; destroyed_by_class: ObjectClassCounts; events: KeyEvent[]; omitted: number };
   gcm: {
     encryptions: number;
     limit_refusals: number;
     thresholds: GcmThreshold[];
-    /** Highest recorded invocation count per key (from threshold entries). */
+    /** Highest invocation count per key in the period: from the GCM call entries' gcm_used
+     * (exact), and from threshold entries for logs written by older versions. */
     peaks: Array<{ key: string; used: number; limit: number; percent: number }>;
   };
   alerts: { total: number; by_kind: Array<{ kind: string; count: number }>; entries: AlertRecord[]; omitted: number };

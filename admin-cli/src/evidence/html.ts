@@ -81,7 +81,8 @@ function hbars(id: string, label: string, rows: Array<{ name: string; value: num
   return `<svg id="${id}" role="img" aria-label="${esc(label)}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}">${parts.join('')}</svg>`;
 }
 
-const clientName = (c: { pid: number | null; uid: number | null; exe: string | null }) => `${c.exe ?? '?'} (pid ${c.pid ?? '?'}, uid ${c.uid ?? '?'})`;
+const clientName = (c: { pids: number; uid: number | null; exe: string | null }) => `${c.exe ?? '?'} (uid ${c.uid ?? '?'}, ${c.pids} pid${c.pids === 1 ? '' : 's'})`;
+const pidList = (c: { pids: number; pid_list: number[] }) => c.pid_list.join(', ') + (c.pids > c.pid_list.length ? `, … (${c.pids - c.pid_list.length} more)` : '');
 const yes = (b: boolean) => (b ? '<b class="ok">yes</b>' : '<b class="bad">NO</b>');
 
 export function renderHtml(doc: EvidenceDocument): string {
@@ -114,15 +115,16 @@ ${hbars('chart-refusals', 'refusals by kind', [
   { name: 'FIPS policy', value: rk.policy, path: 'refusals.by_kind.policy', color: C.bad },
   { name: 'PIN lockout', value: rk.lockout, path: 'refusals.by_kind.lockout', color: C.warn },
   { name: 'AES-GCM invocation limit', value: rk.gcm_limit, path: 'refusals.by_kind.gcm_limit', color: C.blue },
+  { name: 'key date window', value: rk.key_dates, path: 'refusals.by_kind.key_dates', color: C.muted },
 ])}
 <table><tr><th>seq</th><th>time</th><th>kind</th><th>operation</th><th>mechanism</th><th>result</th><th>pid</th><th>uid</th><th>exe</th><th>reason</th></tr>
-${doc.refusals.entries.map((r, i) => `<tr>${td(`refusals.entries.${i}.seq`, r.seq)}<td>${esc(r.timestamp)}</td><td>${esc(r.kind)}</td><td>${esc(r.operation)}</td><td>${esc(r.mechanism ?? '—')}</td><td>${esc(r.result)}</td>${td(`refusals.entries.${i}.pid`, r.pid)}${td(`refusals.entries.${i}.uid`, r.uid)}<td>${esc(r.exe ?? '—')}</td><td>${esc(r.reason ?? '')}</td></tr>`).join('\n')}
+${doc.refusals.entries.map((r, i) => `<tr>${td(`refusals.entries.${i}.seq`, r.seq)}<td>${esc(r.timestamp)}</td><td>${esc(r.kind)}${r.classified === 'inferred' ? ' (inferred)' : ''}</td><td>${esc(r.operation)}</td><td>${esc(r.mechanism ?? '—')}</td><td>${esc(r.result)}</td>${td(`refusals.entries.${i}.pid`, r.pid)}${td(`refusals.entries.${i}.uid`, r.uid)}<td>${esc(r.exe ?? '—')}</td><td>${esc(r.reason ?? '')}</td></tr>`).join('\n')}
 </table>${doc.refusals.omitted ? `<p>${fig('refusals.omitted', doc.refusals.omitted)} more not listed.</p>` : ''}</section>`);
 
   sec.push(`<section id="clients"><h2>Activity per client</h2>
 ${hbars('chart-clients', 'audited calls per client', doc.operations.by_client.slice(0, 20).map((c, i) => ({ name: clientName(c), value: c.calls, path: `operations.by_client.${i}.calls`, color: C.blue })))}
-<table><tr><th>exe</th><th>pid</th><th>uid</th><th>calls</th><th>operations</th><th>approved</th><th>non-approved</th><th>refused</th><th>failed logins</th></tr>
-${doc.operations.by_client.map((c, i) => `<tr><td>${esc(c.exe ?? '—')}</td>${td(`operations.by_client.${i}.pid`, c.pid)}${td(`operations.by_client.${i}.uid`, c.uid)}${td(`operations.by_client.${i}.calls`, c.calls)}${td(`operations.by_client.${i}.operations`, c.operations)}${td(`operations.by_client.${i}.approved`, c.approved)}${td(`operations.by_client.${i}.non_approved`, c.non_approved)}${td(`operations.by_client.${i}.refused`, c.refused)}${td(`operations.by_client.${i}.failed_logins`, c.failed_logins)}</tr>`).join('\n')}
+<table><tr><th>exe</th><th>uid</th><th>pids</th><th>pid list</th><th>calls</th><th>operations</th><th>approved</th><th>non-approved</th><th>refused</th><th>failed logins</th></tr>
+${doc.operations.by_client.map((c, i) => `<tr><td>${esc(c.exe ?? '—')}</td>${td(`operations.by_client.${i}.uid`, c.uid)}${td(`operations.by_client.${i}.pids`, c.pids)}<td>${esc(pidList(c))}</td>${td(`operations.by_client.${i}.calls`, c.calls)}${td(`operations.by_client.${i}.operations`, c.operations)}${td(`operations.by_client.${i}.approved`, c.approved)}${td(`operations.by_client.${i}.non_approved`, c.non_approved)}${td(`operations.by_client.${i}.refused`, c.refused)}${td(`operations.by_client.${i}.failed_logins`, c.failed_logins)}</tr>`).join('\n')}
 </table></section>`);
 
   sec.push(`<section id="mechanisms"><h2>Operations by mechanism</h2>
@@ -153,9 +155,21 @@ ${doc.self_tests.runs.map((r, i) => `<tr>${td(`self_tests.runs.${i}.seq`, r.seq)
 ${ch.warnings.map((w) => `<tr><th>warning</th><td>${esc(w)}</td></tr>`).join('')}
 </table></section>`);
 
-  sec.push(`<section id="keys"><h2>Keys</h2><p>created ${fig('keys.created', doc.keys.created)}, destroyed ${fig('keys.destroyed', doc.keys.destroyed)}, rotated ${fig('keys.rotated', doc.keys.rotated)}</p>
-<table><tr><th>seq</th><th>time</th><th>action</th><th>operation</th><th>mechanism</th><th>handle</th><th>pid</th><th>exe</th></tr>
-${doc.keys.events.map((k, i) => `<tr>${td(`keys.events.${i}.seq`, k.seq)}<td>${esc(k.timestamp)}</td><td>${esc(k.action)}</td><td>${esc(k.operation)}${k.detail ? ` (${esc(k.detail)})` : ''}</td><td>${esc(k.mechanism ?? '—')}</td>${td(`keys.events.${i}.key_handle`, k.key_handle)}${td(`keys.events.${i}.pid`, k.pid)}<td>${esc(k.exe ?? '—')}</td></tr>`).join('\n')}
+  const classRows: Array<[keyof EvidenceDocument['keys']['created_by_class'], string]> = [
+    ['key_pairs', 'key pairs generated (their halves are counted below)'],
+    ['secret_keys', 'secret keys'],
+    ['private_keys', 'private keys'],
+    ['public_keys', 'public keys'],
+    ['certificates', 'certificates'],
+    ['other', 'other objects'],
+    ['unknown', 'class not recorded'],
+  ];
+  sec.push(`<section id="keys"><h2>Keys and objects</h2><p>objects created ${fig('keys.created', doc.keys.created)}, destroyed ${fig('keys.destroyed', doc.keys.destroyed)}; audit signing key rotations ${fig('keys.rotated', doc.keys.rotated)}</p>
+<table><tr><th>class</th><th>created</th><th>destroyed</th></tr>
+${classRows.map(([k, name]) => `<tr><td>${esc(name)}</td>${td(`keys.created_by_class.${k}`, doc.keys.created_by_class[k])}${td(`keys.destroyed_by_class.${k}`, doc.keys.destroyed_by_class[k])}</tr>`).join('\n')}
+</table>
+<table><tr><th>seq</th><th>time</th><th>action</th><th>operation</th><th>objects</th><th>mechanism</th><th>handle</th><th>pid</th><th>exe</th></tr>
+${doc.keys.events.map((k, i) => `<tr>${td(`keys.events.${i}.seq`, k.seq)}<td>${esc(k.timestamp)}</td><td>${esc(k.action)}</td><td>${esc(k.operation)}${k.detail ? ` (${esc(k.detail)})` : ''}</td>${td(`keys.events.${i}.objects`, k.objects)}<td>${esc(k.mechanism ?? '—')}</td>${td(`keys.events.${i}.key_handle`, k.key_handle)}${td(`keys.events.${i}.pid`, k.pid)}<td>${esc(k.exe ?? '—')}</td></tr>`).join('\n')}
 </table></section>`);
 
   sec.push(`<section id="gcm"><h2>AES-GCM invocation counters</h2><p>GCM encryptions ${fig('gcm.encryptions', doc.gcm.encryptions)}, refused at the limit ${fig('gcm.limit_refusals', doc.gcm.limit_refusals)}</p>

@@ -4,8 +4,11 @@
 //
 // Backup needs the SO PIN of the token (an SO function, checked through Token so it counts
 // towards the lockout). Restore checks the whole file — structure, passphrase, GCM tag,
-// payload schema — and then the target (no session open, and the target's SO PIN unless it
-// is uninitialised) before it changes anything. Then, in this order:
+// payload schema, that every device-sealed public object opens with the backup's device
+// key — and then the target (no session open, and the target's SO PIN unless it is
+// uninitialised) before it changes anything. Then, in this order:
+//   0. device-sealed public objects are sealed again under this data directory's device key
+//      (in memory; the key file is created if this host had none);
 //   1. GCM counters of the restored keys: max(current, backed-up mark + [nonce] restore_gap)
 //      under a new random IV epoch, durable (before any key of the new state is reachable);
 //   2. the token adopts the backed-up record (Token.adoptRecord, durable; logins end);
@@ -20,6 +23,8 @@ import { exportCheckpointKey, signerFromPkcs8 } from '../audit/checkpoint.js';
 import { installCheckpointKey, type KeyChangeResult } from '../audit/key-change.js';
 import { backupDigest, decryptBackup, encryptBackup, isBackupFileError, type BackupFileError } from '../store/backup-file.js';
 import { PayloadError, decodePayload, encodePayload, type BackedUpCounter } from '../store/backup-payload.js';
+import { ResealError } from '../store/object-seal.js';
+import type { TokenRecord } from '../store/token-file.js';
 import { BadRequest, daemonVersion, notInErrorState, pinArg, reqInt, requireInitialized, type AdminContext, type Args } from './commands.js';
 import { MAX_LINE_BYTES } from './protocol.js';
 
@@ -92,11 +97,14 @@ export async function tokenBackup(ctx: AdminContext, args: Args, pid: number) {
         .map((m) => ({ uid: m.key.slice(prefix.length), reserved: m.reserved, alerted: m.alerted }))
         .filter((c) => uids.has(c.uid));
       const auditKey = exportCheckpointKey(ctx.config.daemon.data_dir);
+      // Public objects' secrets are sealed under this host's device key: the target needs it
+      // to seal them again under its own (inside the encrypted payload only).
+      const deviceKey = t.deviceKeyForBackup(token);
       let plain: Buffer | null = null;
       let file: Buffer;
       const createdAt = new Date();
       try {
-        plain = encodePayload({ token, gcm: { limit: ctx.core.gcm.counters.limit, counters }, auditKeyId: auditKey?.keyId ?? null }, auditKey?.der ?? null);
+        plain = encodePayload({ token, gcm: { limit: ctx.core.gcm.counters.limit, counters }, auditKeyId: auditKey?.keyId ?? null }, auditKey?.der ?? null, deviceKey);
         file = await encryptBackup(plain, pass, {
           source: { slot, serial: token.serial, label: token.label, daemon_version: daemonVersion(), objects: token.objects.length },
           iterations: ctx.config.backup.pbkdf2_iterations,
@@ -105,6 +113,7 @@ export async function tokenBackup(ctx: AdminContext, args: Args, pid: number) {
       } finally {
         plain?.fill(0);
         auditKey?.der.fill(0);
+        deviceKey?.fill(0);
       }
       const b64 = file.toString('base64');
       if (b64.length + RESPONSE_OVERHEAD > MAX_LINE_BYTES) {
@@ -176,7 +185,13 @@ export async function tokenRestore(ctx: AdminContext, audit: AuditLog, args: Arg
       } catch (e) {
         refusal(e);
       }
-      const { payload, auditKeyDer } = decoded;
+      const { payload, auditKeyDer, deviceKey: sourceDeviceKey } = decoded;
+      try {
+        t.resealForThisDevice(payload.token, sourceDeviceKey, true);
+      } catch (e) {
+        if (e instanceof ResealError) refusal(new PayloadError(e.message));
+        throw e;
+      }
       if (auditKeyDer && !keepAuditKey) {
         try {
           if (signerFromPkcs8(auditKeyDer).keyId !== payload.auditKeyId) throw new Error('key id mismatch');
@@ -195,6 +210,14 @@ export async function tokenRestore(ctx: AdminContext, audit: AuditLog, args: Arg
         await checkSoPin(ctx, slot, soPin, pid, 'restore');
       }
       noSessions(); // again: the PIN check awaited
+
+      // Synchronous, and nothing of the token changes if it throws.
+      let record: TokenRecord;
+      try {
+        record = t.resealForThisDevice(payload.token, sourceDeviceKey);
+      } catch (e) {
+        throw new CkError(CKR.DEVICE_ERROR, `cannot seal the restored public objects under this host's device key: ${(e as Error).message}; nothing was changed`);
+      }
 
       // 3. Counters first: no restored key can be used before its counter is past the gap.
       const prefix = `slot-${slot}/`;
@@ -216,7 +239,7 @@ export async function tokenRestore(ctx: AdminContext, audit: AuditLog, args: Arg
       // 4. The token state.
       const before = wasInitialized || t.objectCount > 0 ? t.record() : null;
       try {
-        await t.adoptRecord(payload.token);
+        await t.adoptRecord(record);
       } catch (e) {
         if (before) await t.adoptRecord(before).catch(() => undefined);
         throw new CkError(CKR.DEVICE_ERROR, `cannot write the token store: ${(e as Error).message}; the token file is unchanged`);

@@ -85,7 +85,7 @@ export async function keyImport(ctx: AdminContext, args: Args, pid: number) {
         } catch (e) {
           if (!(e instanceof CkError)) throw e;
           const detail = e.message.replace(/^CKR_\w+:? ?/, '');
-          throw new CkError(e.rv, `object ${i + 1} of ${templates.length} refused${detail ? `: ${detail}` : ''}; nothing was imported`);
+          throw new CkError(e.rv, `object ${i + 1} of ${templates.length} refused${detail ? `: ${detail}` : ''}; nothing was imported`, e.refusal);
         }
       });
       // One durable change for the whole bundle: a crash keeps all of it or none.

@@ -10,12 +10,16 @@
 // public_key field, which `craton-hsm-admin audit pubkey` prints. A plaintext PEM from
 // older versions (audit-checkpoint-key.pem) is sealed and then overwritten and removed.
 import { createPublicKey, generateKeyPairSync, sign, verify, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
-import { constants, closeSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, writeSync, fsyncSync, existsSync, unlinkSync } from 'node:fs';
+import { constants, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, writeSync, fsyncSync, existsSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { seal, unseal } from '../store/seal.js';
 import { syncDirSync as syncDir } from '../store/atomic-file.js';
+import { readSecretFile, writeNewSecretFile } from '../store/secret-file.js';
 import { canonicalJson } from './canonical.js';
 import { sha256hex } from './entry.js';
+
+// Moved to store/secret-file.ts; re-exported for the audit modules that import them from here.
+export { readSecretFile, writeNewSecretFile };
 
 /** Sealed private key record (JSON, 0600). */
 export const CHECKPOINT_SEALED_FILE = 'audit-checkpoint-key.sealed';
@@ -76,32 +80,6 @@ export function verifyCheckpoint(pub: KeyObject, cp: SignedCheckpoint): boolean 
     return verify('sha256', statementBytes(cp), { key: pub, dsaEncoding: 'der' }, Buffer.from(cp.signature, 'base64'));
   } catch {
     return false;
-  }
-}
-
-/** Creates a 0600 file that must not exist yet (O_EXCL, O_NOFOLLOW) and fsyncs it. */
-export function writeNewSecretFile(file: string, content: string | Buffer, mode = 0o600): void {
-  const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
-  try {
-    writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Reads a secret file, refusing symlinks, non-regular files and group/other access. */
-export function readSecretFile(file: string): Buffer {
-  const st = lstatSync(file);
-  if (st.isSymbolicLink()) throw new Error(`${file} is a symlink; refused`);
-  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
-  try {
-    const fst = fstatSync(fd);
-    if (!fst.isFile()) throw new Error(`${file} is not a regular file`);
-    if ((fst.mode & 0o077) !== 0) throw new Error(`${file} is accessible by group/other (mode ${(fst.mode & 0o777).toString(8)}); chmod 600 it`);
-    return readFileSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
 

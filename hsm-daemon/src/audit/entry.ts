@@ -60,6 +60,11 @@ export const CALL_CLASS: Readonly<Record<string, AuditClass>> = {
   C_FindObjectsInit: 'session',
 };
 
+/** Version of the call entries' details (audit/index.ts callDetails), written in the Startup
+ * entry as details.call_details: from 1 on, a refusal by a control always says so in
+ * details.refused_by, so readers (evidence) infer nothing for entries after such a Startup. */
+export const CALL_DETAILS_VERSION = 1;
+
 /** True for the entry of a C_* call made through the PKCS#11 module, as opposed to a daemon
  * event or an admin action. By operation name, not by the absence of `details`: call
  * entries may carry details (refused_by, class, gcm_used …) since this version. */

@@ -12,7 +12,7 @@ import { CkError } from '../errors.js';
 import type { Config } from '../config/types.js';
 import type { CallRecord, Dispatcher } from '../dispatch/dispatcher.js';
 import type { Json } from './canonical.js';
-import { CALL_CLASS, EVENT_CLASS, levelWrites, type AuditLevel } from './entry.js';
+import { CALL_CLASS, CALL_DETAILS_VERSION, EVENT_CLASS, levelWrites, type AuditLevel } from './entry.js';
 import { loadOrCreateSigner, type CheckpointSigner } from './checkpoint.js';
 import { resolvePendingCheckpointKey } from './key-change.js';
 import { AuditWriter, type Draft, type LogFn, type OpenReport } from './writer.js';
@@ -271,6 +271,7 @@ export async function attachAudit(dispatcher: Dispatcher, config: Config, log: L
     fail_closed: failClosed,
     log_path: config.audit.log_path,
     checkpoint_key_id: signer?.keyId ?? null,
+    call_details: CALL_DETAILS_VERSION,
   });
 
   return {

@@ -168,11 +168,18 @@ export function createMetrics(src: MetricSources, opts: { defaultMetrics?: boole
     labelNames: ['mechanism', 'result'] as const,
     registers: [registry],
   });
+  const refusals = new Counter({
+    name: `${PREFIX}refusals_total`,
+    help: 'Calls refused by a preventive control, by C_* function and control (policy | lockout | gcm_limit | key_dates): the audit entries\' details.refused_by',
+    labelNames: ['function', 'refused_by'] as const,
+    registers: [registry],
+  });
   const observer = (rec: CallRecord): void => {
     const mechanism = rec.note.mechanism === undefined ? 'none' : src.mechanismLabel(rec.note.mechanism);
     ops.inc({ function: rec.fn, mechanism, rv: rvName(rec.rv) });
     if (rec.startedAt !== undefined) latency.observe({ function: rec.fn }, (performance.now() - rec.startedAt) / 1000);
     if (rec.note.policyViolation !== undefined) violations.inc({ mechanism, result: rec.rv === 0 ? 'ran' : 'refused' });
+    if (rec.note.refusal !== undefined && rec.rv !== 0) refusals.inc({ function: rec.fn, refused_by: rec.note.refusal });
   };
 
   // ---- slots, sessions, logins

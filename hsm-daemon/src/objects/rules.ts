@@ -64,7 +64,7 @@ export function allowedAttributes(cls: number, keyType: number | undefined): Set
 }
 
 /** Attributes that carry key material: never returned when the key is sensitive or
- * unextractable, and sealed under the token key at rest. */
+ * unextractable, and sealed at rest (token key, or the device key for public objects). */
 export function secretAttributes(cls: number): Set<number> {
   if (cls === CKO.PRIVATE_KEY) {
     return S(CKA.PRIVATE_EXPONENT, CKA.PRIME_1, CKA.PRIME_2, CKA.EXPONENT_1, CKA.EXPONENT_2, CKA.COEFFICIENT, CKA.VALUE);

@@ -1,5 +1,6 @@
-// AES-256-GCM sealing of secrets at rest under a token key. The AAD binds a sealed blob
-// to its slot and object so blobs cannot be swapped between objects or tokens.
+// AES-256-GCM sealing of secrets at rest under a 256-bit key (token, device or daemon key).
+// The caller's AAD binds a sealed blob to what it belongs to (an object's slot, uid and key
+// domain, a key id), so blobs cannot be swapped between objects, tokens or domains.
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { randomBytes } from '../drbg/index.js';
 

@@ -1,7 +1,9 @@
 // The on-disk form of one slot's token (data_dir/tokens/slot-<n>.json) and its durable
 // writer. Public attributes of public objects are stored in the clear so the token works
-// before anyone logs in; private objects and every secret attribute are sealed under the
-// token key, which is itself stored only wrapped under keys derived from the SO and user PINs.
+// before anyone logs in; private objects are sealed under the token key, which is itself
+// stored only wrapped under keys derived from the SO and user PINs; secret attributes of
+// public objects are sealed under the data directory's device key (store/device-key.ts),
+// so those objects work without a login too.
 import path from 'node:path';
 import { replaceFileDurably, readIfExists, CoalescingWriter } from './atomic-file.js';
 
@@ -23,6 +25,9 @@ export interface StoredObject {
   sealed?: string;
   /** Array attributes (CKA_WRAP_TEMPLATE …) as JSON, sealed with the rest when present. */
   private: boolean;
+  /** Which key sealed `sealed`: absent = the token key (private objects, and public ones
+   * written before the device key existed); 'device' = the device key (public objects only). */
+  sealKey?: 'device';
 }
 
 export interface TokenRecord {

@@ -9,7 +9,8 @@ import { secretAttributes } from '../objects/rules.js';
 import type { AttrMap } from '../mechanisms/types.js';
 import type { Attr } from '../wire/contract.js';
 import { TokenFile, type PinRecord, type StoredObject, type TokenRecord } from '../store/token-file.js';
-import { seal, unseal } from '../store/seal.js';
+import { DeviceKey } from '../store/device-key.js';
+import { domainOf, openObjectBody, resealDeviceObjects, sealObjectBody } from '../store/object-seal.js';
 import { randomBytes } from '../drbg/index.js';
 import { makePinRecord, openWithPin } from './pin.js';
 import { EventEmitter } from 'node:events';
@@ -41,8 +42,12 @@ export class Token {
   private sealSlot: number;
   /** Held once any login since start has opened it; needed to seal new secrets. */
   private tokenKey: Buffer | null = null;
-  /** Stored objects that need the token key to be read (private, or with secrets). */
+  /** Stored objects not open yet: sealed under the token key (private objects, and public
+   * ones from stores older than the device key) until a login opens it; and device-sealed
+   * ones whose blob does not authenticate (kept as they are, never visible). */
   private locked: StoredObject[] = [];
+  /** Seals the secrets of public token objects (store/device-key.ts). */
+  private readonly deviceKey: DeviceKey;
   private readonly objects = new Map<number, HsmObject>();
   private readonly logins = new Map<string, Role>();
   /** See recentlyVerified(): per-process key and the MAC of each role's last verified PIN. */
@@ -68,6 +73,7 @@ export class Token {
   ) {
     this.label = settings.defaultLabel;
     this.sealSlot = slotId;
+    this.deviceKey = new DeviceKey(settings.dataDir);
     this.file = new TokenFile(settings.dataDir, slotId, () => this.snapshot());
   }
 
@@ -77,11 +83,25 @@ export class Token {
       this.serial = randomBytes(8).toString('hex').toUpperCase();
       return;
     }
-    this.applyRecord(rec, rec.sealSlot ?? this.slotId);
+    this.applyRecord(rec, rec.sealSlot ?? this.slotId, this.deviceKeyFor(rec, this.file.path));
   }
 
-  /** Takes over a stored record's state; sealed objects stay locked until a login. */
-  private applyRecord(rec: TokenRecord, sealSlot: number): void {
+  /** The device key when `rec` has device-sealed objects; throws when its file is missing
+   * (a new key would strand them: better to stop and say which file to put back). */
+  private deviceKeyFor(rec: TokenRecord, where: string): Buffer | null {
+    if (!rec.objects.some((o) => o.sealed !== undefined && domainOf(o) === 'device')) return null;
+    const key = this.deviceKey.existing();
+    if (!key) {
+      throw new Error(
+        `${where} holds public objects sealed under the device key ${this.deviceKey.path}, which is missing; put that file back from this host's backup, or restore the token with craton-hsm-admin restore`,
+      );
+    }
+    return key;
+  }
+
+  /** Takes over a stored record's state: device-sealed public objects open at once, objects
+   * sealed under the token key stay locked until a login. */
+  private applyRecord(rec: TokenRecord, sealSlot: number, deviceKey: Buffer | null): void {
     this.initialized = rec.initialized;
     this.label = rec.label;
     this.serial = rec.serial;
@@ -90,8 +110,8 @@ export class Token {
     this.failed = { ...rec.failedLogins };
     this.sealSlot = sealSlot;
     for (const so of rec.objects) {
-      if (so.sealed) this.locked.push(so);
-      else this.adopt(so.uid, decodeAttrs(so.clear), new Map(), { session: null, app: null });
+      if (!so.sealed) this.adopt(so.uid, decodeAttrs(so.clear), new Map(), { session: null, app: null });
+      else if (!(domainOf(so) === 'device' && deviceKey && this.openStored(deviceKey, so))) this.locked.push(so);
     }
   }
 
@@ -103,6 +123,7 @@ export class Token {
    * slot: the sealed blobs stay bound to the slot they were sealed on (sealSlot).
    */
   async adoptRecord(rec: TokenRecord): Promise<void> {
+    const deviceKey = this.deviceKeyFor(rec, 'the restored token'); // before anything changes
     for (const o of this.objects.values()) o.wipe(secretAttributes(o.objectClass));
     this.objects.clear();
     this.locked = [];
@@ -111,8 +132,26 @@ export class Token {
     this.tokenKey = null;
     this.pinMacs.clear();
     this.callerFailures.clear();
-    this.applyRecord(rec, rec.sealSlot ?? rec.slot);
+    this.applyRecord(rec, rec.sealSlot ?? rec.slot, deviceKey);
     await this.file.persist();
+  }
+
+  /** A copy of the device key when `rec` (this token's record) holds device-sealed objects,
+   * for a backup to carry; null otherwise. The caller zeroes it. */
+  deviceKeyForBackup(rec: TokenRecord): Buffer | null {
+    const key = this.deviceKeyFor(rec, this.file.path);
+    return key ? Buffer.from(key) : null;
+  }
+
+  /**
+   * A backed-up record made fit for this data directory: its device-sealed objects opened
+   * with the source's device key `from` and sealed again under this one (created if need
+   * be). With `check` only, verifies that every one opens and creates nothing. Throws
+   * ResealError (store/object-seal.ts) and changes nothing when one does not open.
+   */
+  resealForThisDevice(rec: TokenRecord, from: Buffer | null, check = false): TokenRecord {
+    if (!rec.objects.some((o) => domainOf(o) === 'device')) return rec;
+    return resealDeviceObjects(rec, from, check ? null : this.deviceKey.obtain());
   }
 
   /** Checks the SO PIN without logging in (admin backup/restore); counts towards the
@@ -365,22 +404,27 @@ export class Token {
       return;
     }
     this.tokenKey = key;
-    const still: StoredObject[] = [];
-    for (const so of this.locked) {
-      const inner = unseal(key, this.aad(so.uid), so.sealed ?? '');
-      if (!inner) {
-        still.push(so);
-        continue;
-      }
-      const body = JSON.parse(inner.toString('utf8')) as { attrs: Record<string, string>; arrays?: Record<string, Attr[]> };
+    // Public objects among these come from a store older than the device key. Once adopted
+    // they have no cached stored form, so the next write of this token seals them under
+    // the device key (storedForm): stores migrate by themselves, and from then on these
+    // objects are usable without a login after a restart too.
+    this.locked = this.locked.filter((so) => domainOf(so) === 'device' || !this.openStored(key, so));
+  }
+
+  /** Opens a sealed stored object with `key` and adopts it; false when it does not open. */
+  private openStored(key: Buffer, so: StoredObject): boolean {
+    const inner = openObjectBody(key, so, this.sealSlot);
+    if (!inner) return false;
+    let body: { attrs: Record<string, string>; arrays?: Record<string, Attr[]> };
+    try {
+      body = JSON.parse(inner.toString('utf8')) as typeof body;
+    } finally {
       inner.fill(0);
-      const attrs = decodeAttrs({ ...so.clear, ...body.attrs });
-      const arrays = new Map<number, Attr[]>(
-        Object.entries(body.arrays ?? {}).map(([t, v]) => [Number.parseInt(t, 16), reviveAttrs(v)]),
-      );
-      this.adopt(so.uid, attrs, arrays, { session: null, app: null });
     }
-    this.locked = still;
+    const attrs = decodeAttrs({ ...so.clear, ...body.attrs });
+    const arrays = new Map<number, Attr[]>(Object.entries(body.arrays ?? {}).map(([t, v]) => [Number.parseInt(t, 16), reviveAttrs(v)]));
+    this.adopt(so.uid, attrs, arrays, { session: null, app: null });
+    return true;
   }
 
   appEnded(app: string): void {
@@ -480,12 +524,9 @@ export class Token {
     return obj;
   }
 
-  private aad(uid: string): string {
-    return `craton-hsm/object/v1/slot-${this.sealSlot}/${uid}`;
-  }
-
-  /** The stored form of a token object; throws CKR_USER_NOT_LOGGED_IN when it holds
-   * something that must be sealed and the token key is not open. */
+  /** The stored form of a token object: a private one sealed under the token key (throws
+   * CKR_USER_NOT_LOGGED_IN when it is not open), the secrets of a public one under the
+   * device key (no login needed: PKCS#11 lets R/W public sessions create public objects). */
   private storedForm(obj: HsmObject): StoredObject {
     const cached = this.sealedCache.get(obj);
     if (cached) return cached;
@@ -501,10 +542,25 @@ export class Token {
     const needsSeal = Object.keys(hidden).length > 0 || obj.arrays.size > 0;
     const stored: StoredObject = { uid: obj.uid, clear, private: obj.isPrivate };
     if (needsSeal) {
-      stored.sealed = seal(this.requireKey(), this.aad(obj.uid), Buffer.from(JSON.stringify({ attrs: hidden, arrays })));
+      const key = obj.isPrivate ? this.requireKey() : this.openDeviceKey();
+      const body = Buffer.from(JSON.stringify({ attrs: hidden, arrays }));
+      try {
+        stored.sealed = sealObjectBody(key, obj.isPrivate ? 'token' : 'device', this.sealSlot, obj.uid, body);
+      } finally {
+        body.fill(0);
+      }
+      if (!obj.isPrivate) stored.sealKey = 'device';
     }
     this.sealedCache.set(obj, stored);
     return stored;
+  }
+
+  private openDeviceKey(): Buffer {
+    try {
+      return this.deviceKey.obtain();
+    } catch (err) {
+      throw new CkError(CKR.DEVICE_ERROR, `cannot open or create the device key ${this.deviceKey.path}: ${(err as Error).message}`);
+    }
   }
 
   private snapshot(): TokenRecord {

@@ -17,7 +17,7 @@ vi.mock('../../../hsm-daemon/src/store/atomic-file.js', async (orig) => {
   };
 });
 
-import { GcmCounters, GcmNonceGuard, defaultBlockSize, severityOf, type ThresholdEvent } from '../../../hsm-daemon/src/nonce/index.js';
+import { GcmCounters, GcmNonceGuard, defaultBlockSize, keyId, severityOf, type ThresholdEvent } from '../../../hsm-daemon/src/nonce/index.js';
 import { CkError } from '../../../hsm-daemon/src/errors.js';
 import { CKM, CKR } from '../../../hsm-daemon/src/pkcs11/index.js';
 import { failureDelayMs, AttemptGate } from '../../../hsm-daemon/src/token/lockout.js';
@@ -220,7 +220,11 @@ describe('GCM guard: token-generated IVs (caller_iv = "generate")', () => {
 
   it('caller IVs under "accept" report callerIv = true and no IV', async () => {
     const g = new GcmNonceGuard({ dataDir: freshDir(), limit: 1000, thresholds: [], callerIv: 'accept' });
-    expect(await g.admit(key(false), mech(Buffer.alloc(12, 3)), true)).toEqual({ iv: null, callerIv: true });
+    const k = key(false);
+    expect(await g.admit(k, mech(Buffer.alloc(12, 3)), true)).toEqual({ iv: null, callerIv: true, key: keyId(k), used: 1, limit: 1000 });
+    // the count this admission reached (the call's audit entry carries it as gcm_used)
+    expect((await g.admit(k, mech(Buffer.alloc(12, 4)), true)).used).toBe(2);
+    expect(g.usageOf(k)).toEqual({ key: keyId(k), used: 2, limit: 1000 });
   });
 });
 
