@@ -104,8 +104,11 @@ export function connectEvents(opts: { audit: AuditLog; safety: Safety; gcm: GcmN
 }
 
 /** Usage anomalies (anomaly/): each finding is an audit entry and an alert; a deviation that
- * ends (rate back in band, failures back under the threshold) resolves its alert. */
+ * ends (rate back in band, failures back under the threshold) resolves its alert, also one
+ * raised before a restart. */
 export function connectAnomaly(audit: AuditLog, anomaly: AnomalyMonitor): void {
+  // Incidents still open when the daemon stopped: resolved after the restart like any other.
+  for (const k of anomaly.restoredIncidents()) getAlerts().adopt(k);
   anomaly.onFinding((f) => {
     if (f.action === 'resolve') {
       void audit.recordEvent('UsageAnomalyResolved', { anomaly: f.kind, client: f.client, key: f.key?.id ?? null, explanation: f.deviation });

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CKA, CKF, CKM, CKR, CKU } from '../../hsm-daemon/src/pkcs11/index.js';
+import { CKA, CKF, CKM, CKO, CKR, CKU } from '../../hsm-daemon/src/pkcs11/index.js';
 import { startMetricsDaemon, type Daemon } from '../helpers/daemon.js';
 import { initTokenAndLogin, loadModule, rvOf, type LoadedModule, type PKCS11 } from '../helpers/module.js';
 
@@ -240,5 +240,143 @@ describe('usage-anomaly detection through the real module', () => {
     // one sink delivers in order: nothing about the learned SHA-256 came before it
     expect(hooks.filter((h) => h.path === '/second' && h.body.kind === 'anomaly_new_mechanism').map((h) => h.body.details.mechanism)).toEqual(['CKM_SHA512']);
     expect(d.stderr()).toMatch(/anomaly: 1 client baseline\(s\) loaded/);
+  });
+});
+
+// A busier steady pattern (30 digests + 1 signature per bucket, about 62 calls) so the band
+// has a lower edge worth judging (rate_floor = 10: σ ≥ 2.5), then: a lull between active
+// buckets (rate_low), failures concentrated on one key (failure_spike naming it), and a
+// burst that spans a restart (one page, resolved by the restarted daemon).
+describe('rate_low, per-key failures and incidents across a restart, through the real module', () => {
+  let d: Daemon;
+  let m: LoadedModule | undefined;
+  let p11: PKCS11;
+  let s: Buffer;
+  let keyA: Buffer;
+
+  const lowDaemon = (hookPath: string, dataDir?: string) =>
+    startMetricsDaemon({
+      slots: 1,
+      dataDir,
+      extraToml: [
+        '[anomaly]',
+        'bucket_seconds = 1',
+        'warmup_buckets = 4',
+        'half_life_buckets = 50',
+        'rate_sigma = 4.0',
+        'rate_floor = 10',
+        'rate_low_min_calls = 10',
+        'failure_ratio = 0.5',
+        'min_failures = 10',
+        'unusual_hour = false',
+        'save_interval_seconds = 3600',
+        '[alerts.webhook]',
+        `url = "${hookBase}${hookPath}"`,
+        '',
+      ].join('\n'),
+    }).then((x) => x.d);
+
+  function steady(): void {
+    for (let i = 0; i < 30; i++) digest(p11, s);
+    sign(p11, s, keyA);
+  }
+
+  beforeAll(async () => {
+    d = await lowDaemon('/low');
+    m = loadModule(d.socketPath);
+    p11 = m.p11;
+    // the setup calls share a bucket with the first round, so no near-empty first bucket
+    // inflates the learned σ (the first buckets are a plain average)
+    await nextBucket();
+    ({ session: s } = initTokenAndLogin(p11, { soPin: SO_PIN, userPin: USER_PIN, label: 'anomaly-low' }));
+    keyA = ecKey(p11, s, 'low-key-a');
+    steady();
+    for (let b = 0; b < 12; b++) {
+      await nextBucket();
+      steady();
+    }
+  }, 120_000);
+  afterAll(async () => {
+    m?.close();
+    await d?.stop();
+  });
+
+  it('an active bucket with far fewer calls: rate_low says how many σ below the learned mean', async () => {
+    await nextBucket();
+    steady();
+    await nextBucket();
+    for (let i = 0; i < 3; i++) digest(p11, s); // the lull: 6 calls
+    await nextBucket();
+    steady(); // active again: the lull was not the end of a run
+    const a = await waitFor('rate_low alert', alertOf('/low', 'anomaly_rate_low', (b) => b.details.baseline.scope === 'client'));
+    expect(a.severity).toBe('warning');
+    expect(a.action).toBe('ticket');
+    expect(a.details.explanation).toMatch(
+      /^\d+ calls in the 1 s bucket from \S+Z, \d+\.\d σ below the learned mean of \d+\.\d calls per bucket \(σ \d+\.\d.*band ≥ \d+\.\d, \d+ buckets learned\); the client was active in the buckets before and after it$/,
+    );
+    expect(a.details.observed.calls).toBeLessThan(a.details.baseline.band_lower);
+    expect(a.details.baseline.band_lower).toBeGreaterThanOrEqual(10);
+    expect(a.details.observed.sigmas_below).toBeGreaterThan(4);
+    await waitFor('rate_low resolve', () => hooks.find((h) => h.path === '/low' && h.body.event_action === 'resolve' && h.body.dedup_key === a.dedup_key));
+    expect(auditEntries(d).some((e) => e.operation === 'UsageAnomaly' && e.details.anomaly === 'rate_low' && e.details.explanation.includes('σ below'))).toBe(true);
+  });
+
+  it('failures concentrated on one key: failure_spike names the key', async () => {
+    await nextBucket();
+    // the private key has no CKA_VERIFY: its use is refused, call after call
+    for (let i = 0; i < 30; i++) expect(rvOf(() => p11.C_VerifyInit(s, { mechanism: CKM.ECDSA_SHA256 }, keyA))).toBe(CKR.KEY_FUNCTION_NOT_PERMITTED);
+    const a = await waitFor('failure_spike naming the key', alertOf('/low', 'anomaly_failure_spike'));
+    expect(a.action).toBe('page');
+    expect(a.details.key.label).toBe('low-key-a');
+    expect(a.details.key.id).toMatch(/^slot-0\/\S+$/);
+    expect(a.details.observed.key_failures).toEqual({ key: a.details.key.id, failures: expect.any(Number) });
+    expect(a.details.explanation).toMatch(/most frequent: CKR_KEY_FUNCTION_NOT_PERMITTED ×\d+; \d+ of the \d+ failures with key slot-0\/\S+ \(label "low-key-a"\)$/);
+    expect(a.details.explanation).toContain(`failures with key ${a.details.key.id} `);
+  });
+
+  it('a burst that goes on across a restart pages once and is resolved by the restarted daemon', async () => {
+    let trigger: Record<string, any> | undefined;
+    // burst until the page arrives, and keep the client busy up to the stop: an idle bucket
+    // before the save would (rightly) resolve it
+    for (let round = 0; !trigger; round++) {
+      if (round > 60) throw new Error('no rate_high page after 60 burst rounds');
+      for (let i = 0; i < 500; i++) digest(p11, s);
+      await new Promise((r) => setTimeout(r, 50));
+      trigger = alertOf('/low', 'anomaly_rate_high', (b) => b.details.baseline.scope === 'client')();
+    }
+    for (let i = 0; i < 200; i++) digest(p11, s);
+    m!.close();
+    m = undefined;
+    await d.stop();
+    const saved = JSON.parse(readFileSync(path.join(d.dataDir, 'anomaly', 'baselines.json'), 'utf8'));
+    expect(saved.version).toBe(2);
+    expect(saved.clients.some((c: { open?: string[] }) => c.open?.includes('rate_high'))).toBe(true);
+    const resolvedRate = () => auditEntries(d).filter((e) => e.operation === 'UsageAnomalyResolved' && e.details.anomaly === 'rate_high').length;
+    const resolvedBefore = resolvedRate();
+
+    d = await lowDaemon('/low2', d.dataDir);
+    expect(d.stderr()).toMatch(/anomaly: \d+ client baseline\(s\) loaded, \d+ open incident\(s\)/);
+    m = loadModule(d.socketPath);
+    p11 = m.p11;
+    s = p11.C_OpenSession(p11.C_GetSlotList(true)[0]!, CKF.SERIAL_SESSION | CKF.RW_SESSION);
+    p11.C_Login(s, CKU.USER, USER_PIN);
+    p11.C_FindObjectsInit(s, [{ type: CKA.CLASS, value: CKO.PRIVATE_KEY }, { type: CKA.LABEL, value: 'low-key-a' }]);
+    keyA = p11.C_FindObjects(s, 1)[0]!;
+    p11.C_FindObjectsFinal(s);
+    for (let b = 0; b < 3; b++) {
+      for (let i = 0; i < 500; i++) digest(p11, s); // the burst goes on
+      await nextBucket();
+    }
+    for (let b = 0; b < 3; b++) {
+      steady(); // back to normal
+      await nextBucket();
+    }
+    const resolved = await waitFor('rate_high resolved after the restart', () =>
+      hooks.find((h) => h.path === '/low2' && h.body.event_action === 'resolve' && h.body.dedup_key === trigger!.dedup_key),
+    );
+    expect(resolved.body.kind).toBe('anomaly_rate_high');
+    // one sink delivers in order: no second page for the same burst came before it
+    expect(hooks.filter((h) => h.path === '/low2' && h.body.event_action === 'trigger' && h.body.kind === 'anomaly_rate_high')).toEqual([]);
+    expect(resolvedRate()).toBeGreaterThan(resolvedBefore);
   });
 });

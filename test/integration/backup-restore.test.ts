@@ -390,7 +390,7 @@ describe('restore onto a re-initialised token of the same daemon', () => {
     expect((await adminJson(host, ['key', 'list', '--slot', '0'])).slots[0].objects).toHaveLength(0);
     expect(counterFile(host).keys[`slot-0/${saved.aesUid}`]).toBeUndefined();
     const r = await adminJson(host, ['restore', '--input', backupFile, '--slot', '0', '--passphrase-file', passFile, '--pin-file', soPinFile]);
-    expect(r).toMatchObject({ replaced_initialized_token: true, objects: 5, audit_key: { installed: true, changed: false } });
+    expect(r).toMatchObject({ replaced_initialized_token: true, replaced_objects: 0, objects: 5, audit_key: { installed: true, changed: false } });
     expect((await adminJson(host, ['token', 'info', '--slot', '0'])).tokens[0].failed_logins.so).toBe(0);
     const after = await keyList(host);
     expect(identity(after)).toEqual(identity(before));
@@ -414,6 +414,10 @@ describe('restore onto a re-initialised token of the same daemon', () => {
     }
     const v = await adminJson(host, ['audit', 'verify']);
     expect(v.ok, JSON.stringify(v.failure)).toBe(true);
-    expect((await auditOps(host)).filter((e) => e.operation === 'AdminTokenRestore' && e.result.Success === null)).toHaveLength(3);
+    const ops = await auditOps(host);
+    expect(ops.filter((e) => e.operation === 'AdminTokenRestore' && e.result.Success === null)).toHaveLength(3);
+    // What went with the token is on record, for evidence: the init destroyed the 5 objects.
+    expect(ops.filter((e) => e.operation === 'AdminTokenInit').at(-1)!.details).toMatchObject({ reinitialized: true, destroyed_objects: 5 });
+    expect(ops.filter((e) => e.operation === 'AdminTokenRestore').at(-1)!.details).toMatchObject({ objects: 5, replaced_objects: 0 });
   });
 });

@@ -322,6 +322,10 @@ export async function collectAudit(files: string[], o: CollectOptions): Promise<
         const detail = pair ? `key pair${str(d.key_type) ? ` ${str(d.key_type)}` : ''}` : classes.length === 1 && classes[0] ? [classes[0], str(d.key_type)].filter(Boolean).join(' ') : null;
         keyEvent(e, CREATING.has(e.operation) ? 'created' : 'destroyed', detail, classes, pair);
       }
+      // Objects that went with a token: re-initialised (C_InitToken, admin token init) or
+      // replaced by a restore. Their classes are not recorded (private ones are sealed).
+      const gone = ok ? (int(d.destroyed_objects) ?? int(d.replaced_objects) ?? 0) : 0;
+      if (gone > 0) keyEvent(e, 'destroyed', `${gone} object(s) ${e.operation === 'AdminTokenRestore' ? 'replaced by the restore' : 'destroyed by token re-initialisation'}`, Array<null>(gone).fill(null), false);
       if (e.operation === 'AdminSelfTest' && ok)
         runs.push({ seq: e.seq, timestamp: isoOf(e.timestamp), trigger: 'admin', passed: d.passed === true, known_answer_tests: null, failed: Array.isArray(d.failed) ? d.failed.map(String) : [], integrity: null, drbg: null, duration_ms: null });
       continue;

@@ -237,6 +237,7 @@ export async function tokenRestore(ctx: AdminContext, audit: AuditLog, args: Arg
       noSessions(); // the counter write awaited
 
       // 4. The token state.
+      const replacedObjects = t.objectCount;
       const before = wasInitialized || t.objectCount > 0 ? t.record() : null;
       try {
         await t.adoptRecord(record);
@@ -273,6 +274,7 @@ export async function tokenRestore(ctx: AdminContext, audit: AuditLog, args: Arg
         source: header!.source,
         created_at: header!.created_at,
         replaced_initialized_token: wasInitialized,
+        replaced_objects: replacedObjects,
         objects: payload.token.objects.length,
         gcm: { restore_gap: gap, counters_raised: raised.length, lowest: raisedBy.length ? Math.min(...raisedBy) : null, epoch_set: true },
         audit_key: auditKeyResult,
@@ -306,6 +308,7 @@ export function backupAuditDetails(cmd: 'token.backup' | 'token.restore', args: 
       counters_raised: g.counters_raised,
       restore_gap: g.restore_gap,
       replaced_initialized_token: r.replaced_initialized_token,
+      replaced_objects: r.replaced_objects,
       audit_checkpoint_key: ak.installed ? ak.new_key_id : `unchanged (${ak.reason ?? ''})`,
     });
   }

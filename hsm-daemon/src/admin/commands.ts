@@ -277,8 +277,9 @@ export async function tokenInit(ctx: AdminContext, args: Args, pid: number) {
     const t = ctx.core.token(slot);
     if (ctx.core.sessions.onSlot(slot).length > 0) throw new CkError(CKR.SESSION_EXISTS, 'close every session on this token first');
     const was = t.isInitialized;
+    const held = t.objectCount;
     await t.initToken(soPin, label, { app: adminApp(pid) });
-    return { slot, label, serial: t.serialNumber, reinitialized: was };
+    return { slot, label, serial: t.serialNumber, reinitialized: was, destroyed_objects: held };
   } finally {
     soPin.fill(0);
   }

@@ -147,7 +147,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     }
     if (r && cmd === 'pin.reset') Object.assign(d, { failed_before: r.failed_before, was_locked: r.was_locked, init_user: r.user_pin_set });
     if (r && cmd === 'selftest') Object.assign(d, { passed: r.passed, failed: r.failed });
-    if (r && cmd === 'token.init') d.reinitialized = r.reinitialized;
+    if (r && cmd === 'token.init') Object.assign(d, { reinitialized: r.reinitialized, destroyed_objects: r.destroyed_objects });
     if (cmd === 'key.import') Object.assign(d, keyImportAuditDetails(args, r));
     if (cmd === 'evidence.sign') Object.assign(d, { digest: args.digest, key_id: r?.key_id ?? null, signed_at: r?.signed_at ?? null });
     if (cmd === 'token.backup' || cmd === 'token.restore') Object.assign(d, backupAuditDetails(cmd, args, r));

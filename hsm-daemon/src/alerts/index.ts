@@ -109,6 +109,13 @@ export class Alerts {
     }
   }
 
+  /** Takes over an incident a previous run of the daemon raised and did not resolve (state
+   * the raiser persisted, e.g. anomaly/store.ts): repeats are suppressed as for one raised
+   * here, and resolve() reaches the sinks. */
+  adopt(dedupKey: string): void {
+    this.open.set(dedupKey.slice(0, 255), Date.now());
+  }
+
   /** Closes an open incident (PagerDuty event_action "resolve"). Never throws. */
   resolve(dedupKey: string, summary = 'resolved'): void {
     try {

@@ -14,6 +14,7 @@ export type AlertKind =
   | 'anomaly_new_key'
   | 'anomaly_new_mechanism'
   | 'anomaly_rate_high'
+  | 'anomaly_rate_low'
   | 'anomaly_failure_spike'
   | 'anomaly_unusual_hour';
 
@@ -44,6 +45,7 @@ export const DEFAULT_SEVERITY: Readonly<Record<AlertKind, Severity>> = {
   anomaly_new_mechanism: 'warning',
   // critical when 2 × rate_sigma above the mean
   anomaly_rate_high: 'warning',
+  anomaly_rate_low: 'warning',
   anomaly_failure_spike: 'critical',
   anomaly_unusual_hour: 'warning',
 };

@@ -3,6 +3,7 @@
 // and for the client the UTC hours it is active in. Only identifiers and counts: a key is
 // its "slot-N/uid" id, never its value or label.
 import { emptyEwma, learn, type Ewma } from './ewma.js';
+import type { Finding } from './detector.js';
 
 /** The [anomaly] settings the learning and the checks use (config/types.ts mirrors them). */
 export interface AnomalySettings {
@@ -11,8 +12,12 @@ export interface AnomalySettings {
   warmupBuckets: number;
   halfLifeBuckets: number;
   rateSigma: number;
-  /** The rate band is at least this many calls per bucket above the mean. */
+  /** The rate band is at least this many calls per bucket above (and below) the mean. */
   rateFloor: number;
+  /** Report active buckets below the band (rate_low) … */
+  rateLow: boolean;
+  /** … when the band's lower edge is at least this many calls per bucket. */
+  rateLowMinCalls: number;
   /** A bucket is a failure spike when its failure ratio exceeds the learned ratio by this much … */
   failureRatio: number;
   /** … and it holds at least this many failures. */
@@ -23,6 +28,10 @@ export interface AnomalySettings {
   maxClients: number;
   maxKeysPerClient: number;
 }
+
+/** The findings that stay open while their deviation lasts and are resolved when it ends. */
+export type IncidentKind = 'rate_high' | 'rate_low' | 'failure_spike';
+export const INCIDENT_KINDS: readonly IncidentKind[] = ['rate_high', 'rate_low', 'failure_spike'];
 
 /** The bucket being counted (not persisted: a restart starts a fresh one). */
 export interface Bucket {
@@ -42,8 +51,11 @@ export interface Series {
   bucket: Bucket | null;
   /** End (ms) of the last bucket closed; an idle bucket after it closes open incidents. */
   lastClosedEnd: number;
-  /** Incidents raised and not yet resolved (not persisted). */
-  open: { rate: boolean; fail: boolean };
+  /** Incidents raised and not yet resolved (persisted, store.ts). */
+  open: Record<IncidentKind, boolean>;
+  /** A closed bucket below the band, reported only once the client is active in the bucket
+   * right after it: the last bucket of a run of activity is usually cut short, not low. */
+  lowPending: { start: number; finding: Finding } | null;
 }
 
 export interface ClientBaseline extends Series {
@@ -57,7 +69,7 @@ export interface ClientBaseline extends Series {
 }
 
 export function newSeries(now: number): Series {
-  return { firstSeen: now, lastSeen: now, rate: emptyEwma(), fail: emptyEwma(), mechanisms: new Map(), bucket: null, lastClosedEnd: 0, open: { rate: false, fail: false } };
+  return { firstSeen: now, lastSeen: now, rate: emptyEwma(), fail: emptyEwma(), mechanisms: new Map(), bucket: null, lastClosedEnd: 0, open: { rate_high: false, rate_low: false, failure_spike: false }, lowPending: null };
 }
 
 export function newClient(uid: number, exe: string | null, id: string, now: number): ClientBaseline {
@@ -68,12 +80,14 @@ export const bucketStart = (at: number, bucketMs: number): number => Math.floor(
 
 export const isWarm = (s: Series, settings: AnomalySettings): boolean => s.rate.n >= settings.warmupBuckets;
 
-/** Learns one closed bucket. `rateCap`/`learnFail` come from the detector: a bucket that
- * left the band is learned at the band's edge, and a failure spike is not learned, so one
- * burst neither widens the band nor makes failures normal; a lasting shift still moves the
- * mean, one band-width per bucket. */
-export function learnBucket(s: Series, b: Bucket, alpha: number, rateCap: number, learnFail: boolean): void {
-  learn(s.rate, Math.min(b.calls, rateCap), alpha);
+export const anyOpen = (s: Series): boolean => s.open.rate_high || s.open.rate_low || s.open.failure_spike;
+
+/** Learns one closed bucket. `rateMin`/`rateCap`/`learnFail` come from the detector: a bucket
+ * that left the band is learned at the band's edge, and a failure spike is not learned, so
+ * one burst (or one lull) neither widens the band nor makes failures normal; a lasting shift
+ * still moves the mean, one band-width per bucket. */
+export function learnBucket(s: Series, b: Bucket, alpha: number, rateMin: number, rateCap: number, learnFail: boolean): void {
+  learn(s.rate, Math.min(Math.max(b.calls, rateMin), rateCap), alpha);
   if (learnFail) learn(s.fail, b.calls > 0 ? b.failures / b.calls : 0, alpha);
 }
 

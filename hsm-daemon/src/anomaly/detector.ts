@@ -4,9 +4,11 @@
 // later call (or a tick) falls past its end.
 import { createHash } from 'node:crypto';
 import { CKR, mechanismName, rvName } from '../pkcs11/index.js';
-import { alphaFromHalfLife, band, sigmasAbove } from './ewma.js';
+import { alphaFromHalfLife, band, sigmasAbove, sigmasBelow } from './ewma.js';
 import {
+  anyOpen,
   bucketStart,
+  INCIDENT_KINDS,
   isWarm,
   learnBucket,
   leastRecent,
@@ -15,11 +17,12 @@ import {
   type AnomalySettings,
   type Bucket,
   type ClientBaseline,
+  type IncidentKind,
   type Series,
 } from './baseline.js';
 
-export type AnomalyKind = 'new_key' | 'new_mechanism' | 'rate_high' | 'failure_spike' | 'unusual_hour';
-export const ANOMALY_KINDS: readonly AnomalyKind[] = ['new_key', 'new_mechanism', 'rate_high', 'failure_spike', 'unusual_hour'];
+export type AnomalyKind = 'new_key' | 'new_mechanism' | 'rate_high' | 'rate_low' | 'failure_spike' | 'unusual_hour';
+export const ANOMALY_KINDS: readonly AnomalyKind[] = ['new_key', 'new_mechanism', 'rate_high', 'rate_low', 'failure_spike', 'unusual_hour'];
 
 /** One completed call as the detector sees it (anomaly/identity.ts builds it). */
 export interface Observation {
@@ -60,6 +63,10 @@ export interface Finding {
 const BENIGN = new Set<number>([CKR.OK, CKR.BUFFER_TOO_SMALL, CKR.ATTRIBUTE_SENSITIVE, CKR.ATTRIBUTE_TYPE_INVALID, CKR.USER_ALREADY_LOGGED_IN]);
 
 const DAY_MS = 24 * 3600_000;
+/** After a restart the downtime and the client's reconnect are not idleness: an incident
+ * restored from the baselines file waits this many buckets for the client to come back
+ * before it is resolved as idle. */
+export const RESTORED_IDLE_BUCKETS = 10;
 const LIST_MAX = 8;
 
 interface CountedBucket extends Bucket {
@@ -85,7 +92,10 @@ export class Detector {
   /** uid → exe → client: the per-call lookup without building a string. */
   private readonly byUid = new Map<number, Map<string | null, ClientBaseline>>();
   /** Triggers emitted per kind since start (the metrics counter). */
-  readonly raised: Record<AnomalyKind, number> = { new_key: 0, new_mechanism: 0, rate_high: 0, failure_spike: 0, unusual_hour: 0 };
+  readonly raised: Record<AnomalyKind, number> = { new_key: 0, new_mechanism: 0, rate_high: 0, rate_low: 0, failure_spike: 0, unusual_hour: 0 };
+  /** When saved baselines were restored (ms; 0: never). Each series' first bucket after it
+   * is cut short, and idleness is measured from it (store.ts sets it). */
+  resumedAt = 0;
   private readonly alpha: number;
   private readonly bucketMs: number;
 
@@ -100,6 +110,7 @@ export class Detector {
     const out: Finding[] = [];
     const c = this.client(o.uid, o.exe, o.at);
     this.roll(c, c, undefined, o.at, out);
+    this.confirmLow(c, o.at, out);
     const warm = isWarm(c, s);
     c.lastSeen = o.at;
 
@@ -113,6 +124,7 @@ export class Detector {
         if (c.keys.size > s.maxKeysPerClient) c.keys.delete(leastRecent(c.keys)!);
       } else {
         this.roll(c, ks, o.key.id, o.at, out);
+        this.confirmLow(ks, o.at, out);
       }
       ks.lastSeen = o.at;
     }
@@ -130,17 +142,25 @@ export class Detector {
 
     const failed = !BENIGN.has(o.rv);
     const cb = this.count(c, o, failed);
-    if (ks) this.count(ks, o, failed);
+    const kb = ks ? this.count(ks, o, failed) : undefined;
 
     if (warm && s.unusualHour && !cb.hourChecked) {
       cb.hourChecked = true;
       const hour = new Date(o.at).getUTCHours();
       if (o.at - c.firstSeen >= DAY_MS && c.hours[hour] === 0) out.push(this.unusualHour(c, o, hour));
     }
-    if (warm && failed && !c.open.fail && !cb.spikeRaised && this.isSpike(c, cb)) {
+    if (warm && failed && !c.open.failure_spike && !cb.spikeRaised && this.isSpike(c, cb)) {
       cb.spikeRaised = true;
-      c.open.fail = true;
-      out.push(this.failureSpike(c, cb, o));
+      c.open.failure_spike = true;
+      out.push(this.failureSpike(c, undefined, cb, o));
+    }
+    // One key failing against its own learned ratio while the client as a whole does not
+    // spike (its other calls dilute the ratio). While the client's incident is open, that
+    // alert already names the key the failures concentrate on: no second page.
+    if (warm && failed && ks && kb && isWarm(ks, s) && !c.open.failure_spike && !ks.open.failure_spike && !kb.spikeRaised && this.isSpike(ks, kb)) {
+      kb.spikeRaised = true;
+      ks.open.failure_spike = true;
+      out.push(this.failureSpike(c, ks, kb, o));
     }
     return this.tally(out);
   }
@@ -206,44 +226,89 @@ export class Detector {
     return b;
   }
 
+  /** Reports a bucket judged below the band once the series is active in the next bucket. */
+  private confirmLow(series: Series, at: number, out: Finding[]): void {
+    const p = series.lowPending;
+    if (!p) return;
+    const next = p.start + this.bucketMs;
+    const cur = bucketStart(at, this.bucketMs);
+    if (cur < next) return;
+    series.lowPending = null;
+    if (cur === next && !series.open.rate_low) {
+      series.open.rate_low = true;
+      out.push(p.finding);
+    }
+  }
+
+  /** Dedup keys of the incidents open now (index.ts hands the restored ones to alerts/). */
+  openDedupKeys(): string[] {
+    const out: string[] = [];
+    for (const c of this.clients.values()) {
+      for (const k of INCIDENT_KINDS) if (c.open[k]) out.push(`anomaly_${k}:${c.id}`);
+      for (const [id, ks] of c.keys) for (const k of INCIDENT_KINDS) if (ks.open[k]) out.push(`anomaly_${k}:${c.id}:${id}`);
+    }
+    return out;
+  }
+
   private isSpike(series: Series, b: Bucket): boolean {
     return b.failures >= this.settings.minFailures && b.failures / b.calls - series.fail.mean >= this.settings.failureRatio;
   }
 
   /** Closes the series' bucket once `now` is past its end: judges its rate against the band
    * learned so far, then learns it. A series with open incidents and no bucket for a whole
-   * bucket length is idle, which is back in band. */
+   * bucket length is idle, which is back in band (idleness is never an anomaly). */
   private roll(c: ClientBaseline, series: Series, keyId: string | undefined, now: number, out: Finding[]): void {
     const b = series.bucket as CountedBucket | null;
     const s = this.settings;
     if (!b) {
-      if ((series.open.rate || series.open.fail) && now >= series.lastClosedEnd + this.bucketMs) {
-        const why = `no calls in the ${s.bucketSeconds} s bucket after ${iso(series.lastClosedEnd)}`;
-        if (series.open.rate) out.push(this.resolved(c, 'rate_high', keyId, why, now));
-        if (series.open.fail && !keyId) out.push(this.resolved(c, 'failure_spike', undefined, why, now));
-        series.open.rate = series.open.fail = false;
+      if (series.lowPending && now >= series.lowPending.start + 2 * this.bucketMs) series.lowPending = null;
+      if (!anyOpen(series)) return;
+      const restored = series.lastClosedEnd < this.resumedAt;
+      if (now < (restored ? this.resumedAt + RESTORED_IDLE_BUCKETS * this.bucketMs : series.lastClosedEnd + this.bucketMs)) return;
+      const why = restored
+        ? `no calls in the ${RESTORED_IDLE_BUCKETS} buckets of ${s.bucketSeconds} s after the restart at ${iso(this.resumedAt)}`
+        : `no calls in the ${s.bucketSeconds} s bucket after ${iso(series.lastClosedEnd)}`;
+      for (const k of INCIDENT_KINDS) {
+        if (!series.open[k]) continue;
+        series.open[k] = false;
+        out.push(this.resolved(c, k, keyId, why, now));
       }
       return;
     }
     if (now < b.start + this.bucketMs) return;
     series.bucket = null;
+    const prevActive = series.lastClosedEnd === b.start;
+    // The series' first bucket after a restart is cut short by the restart and the client's
+    // reconnect: it can show a burst, a spike or enough calls, never that a burst or a spike ended.
+    const partial = series.lastClosedEnd < this.resumedAt;
     series.lastClosedEnd = b.start + this.bucketMs;
     const warm = isWarm(c, s) && isWarm(series, s);
     const rb = band(series.rate, s.rateSigma, s.rateFloor);
     const high = warm && b.calls > rb.upper;
-    if (high && !series.open.rate) {
-      series.open.rate = true;
+    if (high && !series.open.rate_high) {
+      series.open.rate_high = true;
       out.push(this.rateHigh(c, series, keyId, b, rb));
-    } else if (!high && series.open.rate) {
-      series.open.rate = false;
+    } else if (!high && series.open.rate_high && !partial) {
+      series.open.rate_high = false;
       out.push(this.resolved(c, 'rate_high', keyId, `${b.calls} calls in the ${s.bucketSeconds} s bucket from ${iso(b.start)}, within the band ≤ ${fmt(rb.upper)}`, now));
     }
-    const spike = warm && this.isSpike(series, b);
-    if (!keyId && series.open.fail && !spike) {
-      series.open.fail = false;
-      out.push(this.resolved(c, 'failure_spike', undefined, `${b.failures} of ${b.calls} calls failed in the bucket from ${iso(b.start)}, back within the failure threshold`, now));
+    // Below the band only where the band's lower edge says many calls are normal, and only
+    // between two active buckets (confirmLow): a run's first and last buckets are cut short.
+    const low = warm && s.rateLow && rb.lower >= s.rateLowMinCalls && b.calls < rb.lower;
+    if (low && !series.open.rate_low && prevActive) {
+      series.lowPending = { start: b.start, finding: this.rateLow(c, series, keyId, b, rb) };
+    } else if (!low && series.open.rate_low) {
+      series.open.rate_low = false;
+      out.push(this.resolved(c, 'rate_low', keyId, `${b.calls} calls in the ${s.bucketSeconds} s bucket from ${iso(b.start)}, within the band ≥ ${fmt(rb.lower)}`, now));
     }
-    learnBucket(series, b, this.alpha, warm ? rb.upper : Infinity, !spike);
+    const spike = warm && this.isSpike(series, b);
+    if (series.open.failure_spike && !spike && !partial) {
+      series.open.failure_spike = false;
+      out.push(
+        this.resolved(c, 'failure_spike', keyId, `${b.failures} of ${b.calls} calls${keyId ? ` with key ${keyId}` : ''} failed in the bucket from ${iso(b.start)}, back within the failure threshold`, now),
+      );
+    }
+    learnBucket(series, b, this.alpha, low ? rb.lower : 0, warm ? rb.upper : Infinity, !spike);
     if (series === c) c.hours[new Date(b.start).getUTCHours()]!++;
   }
 
@@ -310,19 +375,56 @@ export class Detector {
     return f;
   }
 
-  private failureSpike(c: ClientBaseline, b: Bucket, o: Observation): Finding {
+  private rateLow(c: ClientBaseline, series: Series, keyId: string | undefined, b: Bucket, rb: ReturnType<typeof band>): Finding {
     const s = this.settings;
+    const z = sigmasBelow(rb, b.calls);
+    const deviation =
+      `${b.calls} calls${keyId ? ` with key ${keyId}` : ''} in the ${s.bucketSeconds} s bucket from ${iso(b.start)}, ${fmt(z)} σ below the learned mean of ` +
+      `${fmt(rb.mean)} calls per bucket (σ ${fmt(rb.sigmaEff)}${rb.sigmaEff > rb.sigma ? ` = floor ${s.rateFloor}/${s.rateSigma}, learned σ ${fmt(rb.sigma)}` : ''}, band ≥ ${fmt(rb.lower)}, ${series.rate.n} buckets learned); ` +
+      `${keyId ? 'the key was used' : 'the client was active'} in the buckets before and after it`;
+    const f = this.base(c, 'rate_low', 'warning', b.start, keyId ? `:${keyId}` : '', deviation);
+    if (keyId) f.key = { id: keyId };
+    f.baseline = { scope: keyId ? 'key' : 'client', mean: round(rb.mean), sigma: round(rb.sigma), sigma_used: round(rb.sigmaEff), band_lower: round(rb.lower), buckets_learned: series.rate.n, bucket_seconds: s.bucketSeconds };
+    f.observed = { calls: b.calls, sigmas_below: round(z), bucket_start: iso(b.start) };
+    return f;
+  }
+
+  /** The client's failure spike (`ks` undefined), or one key's against its own baseline. */
+  private failureSpike(c: ClientBaseline, ks: Series | undefined, b: Bucket, o: Observation): Finding {
+    const s = this.settings;
+    const learned = ks ?? c;
+    const keyId = ks ? o.key!.id : undefined;
     const ratio = b.failures / b.calls;
     const top = [...b.rvs.entries()].sort((x, y) => y[1] - x[1]).slice(0, 3);
+    const conc = ks ? undefined : this.concentration(c, b);
+    const label = (id: string): string | undefined => (o.key?.id === id ? o.key.label?.() : undefined);
+    const named = (id: string): string => {
+      const l = label(id);
+      return `key ${id}${l !== undefined ? ` (label ${JSON.stringify(l)})` : ''}`;
+    };
     const deviation =
-      `${b.failures} of ${b.calls} calls failed (${pct(ratio)}) in the ${s.bucketSeconds} s bucket from ${iso(b.start)}, ` +
-      `${fmt((ratio - c.fail.mean) * 100)} points above the learned failure ratio of ${pct(c.fail.mean)} (threshold +${fmt(s.failureRatio * 100)} points); ` +
-      `most frequent: ${top.map(([rv, n]) => `${rvName(rv)} ×${n}`).join(', ')}`;
-    const f = this.base(c, 'failure_spike', 'critical', o.at, '', deviation);
+      `${b.failures} of ${b.calls} calls${keyId ? ` with ${named(keyId)}` : ''} failed (${pct(ratio)}) in the ${s.bucketSeconds} s bucket from ${iso(b.start)}, ` +
+      `${fmt((ratio - learned.fail.mean) * 100)} points above the ${ks ? "key's " : ''}learned failure ratio of ${pct(learned.fail.mean)} (threshold +${fmt(s.failureRatio * 100)} points); ` +
+      `most frequent: ${top.map(([rv, n]) => `${rvName(rv)} ×${n}`).join(', ')}` +
+      (conc ? `; ${conc.failures} of the ${b.failures} failures with ${named(conc.id)}` : '');
+    const f = this.base(c, 'failure_spike', 'critical', o.at, keyId ? `:${keyId}` : '', deviation);
     f.call = o.fn;
-    f.baseline = { failure_ratio: round(c.fail.mean), buckets_learned: c.fail.n, threshold_points: s.failureRatio, min_failures: s.minFailures };
+    const keyNamed = keyId ?? conc?.id;
+    if (keyNamed !== undefined) f.key = { id: keyNamed, label: label(keyNamed) };
+    f.baseline = { scope: ks ? 'key' : 'client', failure_ratio: round(learned.fail.mean), buckets_learned: learned.fail.n, threshold_points: s.failureRatio, min_failures: s.minFailures };
     f.observed = { failures: b.failures, calls: b.calls, failure_ratio: round(ratio), top_rvs: top.map(([rv, n]) => ({ rv: rvName(rv), count: n })) };
+    if (conc) f.observed.key_failures = { key: conc.id, failures: conc.failures };
     return f;
+  }
+
+  /** The key that holds at least half of the client's failures in bucket `b`, if one does. */
+  private concentration(c: ClientBaseline, b: Bucket): { id: string; failures: number } | undefined {
+    let best: { id: string; failures: number } | undefined;
+    for (const [id, ks] of c.keys) {
+      const kb = ks.bucket;
+      if (kb && kb.start === b.start && kb.failures > (best?.failures ?? 0)) best = { id, failures: kb.failures };
+    }
+    return best && best.failures * 2 >= b.failures ? best : undefined;
   }
 
   private unusualHour(c: ClientBaseline, o: Observation, hour: number): Finding {
@@ -336,7 +438,7 @@ export class Detector {
     return f;
   }
 
-  private resolved(c: ClientBaseline, kind: 'rate_high' | 'failure_spike', keyId: string | undefined, why: string, at: number): Finding {
+  private resolved(c: ClientBaseline, kind: IncidentKind, keyId: string | undefined, why: string, at: number): Finding {
     const f = this.base(c, kind, 'info', at, keyId ? `:${keyId}` : '', why);
     f.action = 'resolve';
     f.summary = `usage anomaly ${kind} from ${clientName(c)} resolved: ${why}`;

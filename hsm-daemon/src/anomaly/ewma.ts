@@ -35,14 +35,20 @@ export interface Band {
    * steady client does not page on one extra call. */
   sigmaEff: number;
   upper: number;
+  /** mean − k·σ_eff (may be negative: then nothing is below the band). */
+  lower: number;
 }
 
-/** mean + k·σ_eff, with σ_eff = max(σ, floor/k): the band is never narrower than `floor`. */
+/** mean ± k·σ_eff, with σ_eff = max(σ, floor/k): the band is never narrower than `floor` on
+ * either side of the mean. */
 export function band(e: Ewma, k: number, floor: number): Band {
   const sigma = Math.sqrt(Math.max(0, e.var));
   const sigmaEff = Math.max(sigma, floor / k, Number.EPSILON);
-  return { mean: e.mean, sigma, sigmaEff, upper: e.mean + k * sigmaEff };
+  return { mean: e.mean, sigma, sigmaEff, upper: e.mean + k * sigmaEff, lower: e.mean - k * sigmaEff };
 }
 
 /** How many σ_eff `x` lies above the mean. */
 export const sigmasAbove = (b: Band, x: number): number => (x - b.mean) / b.sigmaEff;
+
+/** How many σ_eff `x` lies below the mean. */
+export const sigmasBelow = (b: Band, x: number): number => (b.mean - x) / b.sigmaEff;

@@ -33,6 +33,9 @@ export interface AnomalyMonitor {
   /** Listeners must not throw (errors are logged and dropped). */
   onFinding(listener: (f: Finding) => void): void;
   stats(): AnomalyStats;
+  /** Dedup keys of the incidents restored open from the baselines file: alerts/ adopts them
+   * so their resolution reaches the sinks after a restart. */
+  restoredIncidents(): string[];
   /** Saves the baselines now (also done periodically and by close()). */
   save(): Promise<void>;
   close(): Promise<void>;
@@ -45,6 +48,8 @@ export function settingsFrom(a: Config['anomaly']): AnomalySettings {
     halfLifeBuckets: a.half_life_buckets,
     rateSigma: a.rate_sigma,
     rateFloor: a.rate_floor,
+    rateLow: a.rate_low,
+    rateLowMinCalls: a.rate_low_min_calls,
     failureRatio: a.failure_ratio,
     minFailures: a.min_failures,
     newMechanism: a.new_mechanism,
@@ -55,7 +60,7 @@ export function settingsFrom(a: Config['anomaly']): AnomalySettings {
   };
 }
 
-const EMPTY_RAISED = (): Record<AnomalyKind, number> => ({ new_key: 0, new_mechanism: 0, rate_high: 0, failure_spike: 0, unusual_hour: 0 });
+const EMPTY_RAISED = (): Record<AnomalyKind, number> => ({ new_key: 0, new_mechanism: 0, rate_high: 0, rate_low: 0, failure_spike: 0, unusual_hour: 0 });
 
 export function startAnomaly(opts: {
   config: Config;
@@ -72,6 +77,7 @@ export function startAnomaly(opts: {
       enabled: false,
       onFinding: () => undefined,
       stats: () => ({ raised: EMPTY_RAISED(), clients: 0, keys: 0, warmClients: 0 }),
+      restoredIncidents: () => [],
       save: async () => undefined,
       close: async () => undefined,
     };
@@ -81,7 +87,7 @@ export function startAnomaly(opts: {
   const detector = new Detector(settings);
   const store = new BaselineStore(baselinesPath(config.daemon.data_dir), detector);
   try {
-    const note = store.load();
+    const note = store.load(now());
     log('info', `anomaly: ${note ?? 'no saved baselines; every client starts in warm-up'}`);
   } catch (e) {
     detector.clear();
@@ -93,6 +99,7 @@ export function startAnomaly(opts: {
     }
     log('warn', `anomaly: ${store.file} is unreadable (${(e as Error).message}); kept as ${aside}, learning from scratch`);
   }
+  const restored = detector.openDedupKeys();
 
   const emit = (findings: Finding[]): void => {
     for (const f of findings)
@@ -123,6 +130,7 @@ export function startAnomaly(opts: {
   return {
     enabled: true,
     onFinding: (l) => void listeners.push(l),
+    restoredIncidents: () => [...restored],
     stats() {
       let keys = 0;
       let warm = 0;

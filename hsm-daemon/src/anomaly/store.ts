@@ -1,15 +1,21 @@
 // The learned baselines on disk: data_dir/anomaly/baselines.json (0600), replaced durably
 // (store/atomic-file.ts) every [anomaly] save_interval_seconds and at a clean shutdown.
 // Only identities (uid, executable path, "slot-N/uid" key ids, mechanism numbers), counts
-// and learned statistics: never key material, labels or data. The bucket in progress and
-// open incidents are not kept; a restart starts a fresh bucket.
+// and learned statistics: never key material, labels or data. Open incidents (a rate
+// deviation or failure spike in progress) are kept, so a deviation that continues across a
+// restart does not page again and a bucket back in band still resolves it. The bucket in
+// progress is not kept; a restart starts a fresh bucket.
+//
+// Versions: 1 had no open incidents (still loaded); 2 adds `open` to a series, written only
+// when one is open.
 import path from 'node:path';
 import { CoalescingWriter, readIfExists, replaceFileDurably } from '../store/atomic-file.js';
 import type { Ewma } from './ewma.js';
-import { newClient, newSeries, type ClientBaseline, type Series } from './baseline.js';
+import { INCIDENT_KINDS, newClient, newSeries, type ClientBaseline, type IncidentKind, type Series } from './baseline.js';
 import { clientId, type Detector } from './detector.js';
 
-export const BASELINES_VERSION = 1;
+export const BASELINES_VERSION = 2;
+const READABLE_VERSIONS = new Set([1, 2]);
 
 export function baselinesPath(dataDir: string): string {
   return path.join(dataDir, 'anomaly', 'baselines.json');
@@ -21,6 +27,8 @@ interface SeriesJson {
   rate: Ewma;
   fail: Ewma;
   mechanisms: Array<[number, number]>;
+  /** Incidents open when saved (version 2; absent when none). */
+  open?: IncidentKind[];
 }
 interface ClientJson extends SeriesJson {
   uid: number;
@@ -35,13 +43,12 @@ export interface BaselinesJson {
   clients: ClientJson[];
 }
 
-const seriesJson = (s: Series): SeriesJson => ({
-  first_seen: s.firstSeen,
-  last_seen: s.lastSeen,
-  rate: { ...s.rate },
-  fail: { ...s.fail },
-  mechanisms: [...s.mechanisms.entries()],
-});
+function seriesJson(s: Series): SeriesJson {
+  const j: SeriesJson = { first_seen: s.firstSeen, last_seen: s.lastSeen, rate: { ...s.rate }, fail: { ...s.fail }, mechanisms: [...s.mechanisms.entries()] };
+  const open = INCIDENT_KINDS.filter((k) => s.open[k]);
+  if (open.length > 0) j.open = open;
+  return j;
+}
 
 export function serialize(d: Detector, now = Date.now()): BaselinesJson {
   return {
@@ -70,13 +77,21 @@ function restoreSeries(into: Series, j: SeriesJson, rates: boolean): void {
     into.fail = { n: j.fail.n, mean: j.fail.mean, var: j.fail.var };
   }
   for (const [m, t] of j.mechanisms) if (isNum(m) && isNum(t)) into.mechanisms.set(m, t);
+  // Incidents are judged against the rates: dropped with them. Unknown kinds (a newer
+  // daemon's) are ignored.
+  if (rates && j.open !== undefined) {
+    if (!Array.isArray(j.open)) throw new Error('malformed open incidents');
+    for (const k of j.open) if ((INCIDENT_KINDS as readonly unknown[]).includes(k)) into.open[k as IncidentKind] = true;
+  }
 }
 
-/** Loads saved baselines into an empty detector. Returns a note for the log; throws on a
- * malformed file. Rates learned with another bucket length do not compare, so they are
- * dropped (that client warms up again) while its keys, mechanisms and hours are kept. */
-export function restore(d: Detector, j: BaselinesJson): string {
-  if (j?.version !== BASELINES_VERSION || !Array.isArray(j.clients)) throw new Error(`unsupported baselines version ${String(j?.version)}`);
+/** Loads saved baselines into an empty detector at time `now`. Returns a note for the log;
+ * throws on a malformed file. Rates learned with another bucket length do not compare, so
+ * they are dropped with the open incidents (that client warms up again) while its keys,
+ * mechanisms and hours are kept. */
+export function restore(d: Detector, j: BaselinesJson, now = Date.now()): string {
+  if (!READABLE_VERSIONS.has(j?.version) || !Array.isArray(j.clients)) throw new Error(`unsupported baselines version ${String(j?.version)}`);
+  d.resumedAt = now;
   const rates = j.bucket_seconds === d.settings.bucketSeconds;
   let n = 0;
   for (const cj of j.clients.slice(-d.settings.maxClients)) {
@@ -93,7 +108,8 @@ export function restore(d: Detector, j: BaselinesJson): string {
     d.add(c);
     n++;
   }
-  return `${n} client baseline(s) loaded${rates ? '' : ` (rates dropped: learned with bucket_seconds = ${j.bucket_seconds}, now ${d.settings.bucketSeconds})`}`;
+  const open = d.openDedupKeys().length;
+  return `${n} client baseline(s) loaded${open > 0 ? `, ${open} open incident(s)` : ''}${rates ? '' : ` (rates dropped: learned with bucket_seconds = ${j.bucket_seconds}, now ${d.settings.bucketSeconds})`}`;
 }
 
 export class BaselineStore {
@@ -107,10 +123,10 @@ export class BaselineStore {
   }
 
   /** Reads the file into the detector; null when there is none yet. */
-  load(): string | null {
+  load(now = Date.now()): string | null {
     const raw = readIfExists(this.file);
     if (raw === null) return null;
-    return restore(this.detector, JSON.parse(raw.toString('utf8')) as BaselinesJson);
+    return restore(this.detector, JSON.parse(raw.toString('utf8')) as BaselinesJson, now);
   }
 
   /** Writes the current state durably (saves requested during a write share the next one). */

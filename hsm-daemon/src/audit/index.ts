@@ -86,6 +86,7 @@ export function callDetails(rec: CallRecord): Record<string, Json> | undefined {
   if (rec.rv === CKR.OK && n.objectClass !== undefined) d.class = className(n.objectClass);
   if (rec.rv === CKR.OK && n.keyType !== undefined) d.key_type = keyTypeName(n.keyType);
   if (n.gcm) Object.assign(d, { gcm_key: n.gcm.key, gcm_used: n.gcm.used, gcm_limit: n.gcm.limit });
+  if (rec.rv === CKR.OK && n.destroyedObjects) d.destroyed_objects = n.destroyedObjects;
   return Object.keys(d).length > 0 ? d : undefined;
 }
 

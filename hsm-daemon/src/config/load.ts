@@ -197,6 +197,8 @@ const SPEC: Table = table({
     half_life_buckets: int(1, 10000000),
     rate_sigma: num(1, 100),
     rate_floor: int(0, 1000000000),
+    rate_low: bool(),
+    rate_low_min_calls: int(1, 1000000000),
     failure_ratio: num(0.01, 1),
     min_failures: int(1, 1000000),
     new_mechanism: bool(),

@@ -72,6 +72,8 @@ export interface Config {
     half_life_buckets: number;
     rate_sigma: number;
     rate_floor: number;
+    rate_low: boolean;
+    rate_low_min_calls: number;
     failure_ratio: number;
     min_failures: number;
     new_mechanism: boolean;

@@ -35,6 +35,9 @@ export interface CallNote {
   /** AES-GCM admission (C_EncryptInit, C_WrapKey): the key's "slot-N/uid" id and its
    * invocation count after this call (audit details.gcm_key / gcm_used / gcm_limit). */
   gcm?: { key: string; used: number; limit: number };
+  /** C_InitToken: how many objects the re-initialisation destroyed (audit
+   * details.destroyed_objects), so evidence can count objects gone with a token. */
+  destroyedObjects?: number;
 }
 
 export type Handler = (c: Call) => Promise<number | void> | number | void;

@@ -45,6 +45,8 @@ describe('[anomaly] configuration', () => {
       half_life_buckets: 1440,
       rate_sigma: 4,
       rate_floor: 20,
+      rate_low: true,
+      rate_low_min_calls: 10,
       failure_ratio: 0.5,
       min_failures: 10,
       new_mechanism: true,
@@ -67,7 +69,7 @@ describe('[anomaly] configuration', () => {
   });
 
   it('maps onto the detector settings', () => {
-    const c = loadWith('[anomaly]\nbucket_seconds = 1\nwarmup_buckets = 4\nnew_key = false\n');
-    expect(settingsFrom(c.anomaly)).toMatchObject({ bucketSeconds: 1, warmupBuckets: 4, newKey: false, rateSigma: 4, rateFloor: 20, maxKeysPerClient: 256 });
+    const c = loadWith('[anomaly]\nbucket_seconds = 1\nwarmup_buckets = 4\nnew_key = false\nrate_low = false\nrate_low_min_calls = 25\n');
+    expect(settingsFrom(c.anomaly)).toMatchObject({ bucketSeconds: 1, warmupBuckets: 4, newKey: false, rateSigma: 4, rateFloor: 20, rateLow: false, rateLowMinCalls: 25, maxKeysPerClient: 256 });
   });
 });

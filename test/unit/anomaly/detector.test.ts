@@ -11,6 +11,8 @@ const SETTINGS: AnomalySettings = {
   halfLifeBuckets: 100,
   rateSigma: 4,
   rateFloor: 8,
+  rateLow: true,
+  rateLowMinCalls: 10,
   failureRatio: 0.5,
   minFailures: 5,
   newMechanism: true,
@@ -199,6 +201,127 @@ describe('findings', () => {
   it('toggles switch new_key and new_mechanism off', () => {
     const d = warmDetector({ newKey: false, newMechanism: false });
     expect(d.observe(call(T0 + 5 * MIN + 1000, { key: KEY_B, mechanism: CKM.ECDSA }))).toEqual([]);
+  });
+});
+
+describe('rate_low', () => {
+  // 40 calls per bucket: band 40 ± 4 × 2 (σ = floor 8/4), lower edge 32 ≥ rate_low_min_calls 10
+  const busy = () => warmDetector({}, 5, 40);
+
+  it('reports an active bucket below the band once the next bucket is active, learns it at the edge, resolves in band', () => {
+    const d = busy();
+    expect(bucket(d, T0 + 5 * MIN, 20)).toEqual([]); // judged when it closes …
+    const c = [...d.clients.values()][0]!;
+    expect(d.tick(T0 + 6 * MIN)).toEqual([]); // … and reported only when the client is active again
+    const out = d.observe(call(T0 + 6 * MIN + 1000));
+    expect(out.map((f) => [f.action, f.kind, f.key?.id])).toEqual([
+      ['trigger', 'rate_low', undefined],
+      ['trigger', 'rate_low', 'slot-0/aaaa'],
+    ]);
+    const f = out[0]!;
+    expect(f.severity).toBe('warning');
+    expect(f.deviation).toBe(
+      `20 calls in the 60 s bucket from ${iso(T0 + 5 * MIN)}, 10.0 σ below the learned mean of 40.0 calls per bucket (σ 2.0 = floor 8/4, learned σ 0.0, band ≥ 32.0, 5 buckets learned); the client was active in the buckets before and after it`,
+    );
+    expect(f.summary).toBe(`usage anomaly rate_low from uid 1000 /usr/bin/signer: ${f.deviation}`);
+    expect(f.dedupKey).toBe(`anomaly_rate_low:${c.id}`);
+    expect(f.baseline).toEqual({ scope: 'client', mean: 40, sigma: 0, sigma_used: 2, band_lower: 32, buckets_learned: 5, bucket_seconds: 60 });
+    expect(f.observed).toEqual({ calls: 20, sigmas_below: 10, bucket_start: iso(T0 + 5 * MIN) });
+    expect(out[1]!.deviation).toMatch(/^20 calls with key slot-0\/aaaa in the 60 s bucket .* σ below .*; the key was used in the buckets before and after it$/);
+    // learned at the band's lower edge, not at 20
+    expect(c.rate.mean).toBeCloseTo(40 - (40 - 32) / 6, 9);
+    // the lull goes on (each low bucket learned at the edge widens the band, as bursts do): no repeat while open
+    bucket(d, T0 + 6 * MIN, 9);
+    expect(bucket(d, T0 + 7 * MIN, 10).filter((x) => x.kind === 'rate_low')).toEqual([]);
+    // back in band: both resolved
+    bucket(d, T0 + 8 * MIN, 40);
+    const res = d.observe(call(T0 + 9 * MIN + 1000));
+    expect(res.map((x) => [x.action, x.kind, x.dedupKey])).toEqual([
+      ['resolve', 'rate_low', `anomaly_rate_low:${c.id}`],
+      ['resolve', 'rate_low', `anomaly_rate_low:${c.id}:slot-0/aaaa`],
+    ]);
+    expect(res[0]!.deviation).toMatch(/^40 calls in the 60 s bucket from .*, within the band ≥ \d+\.\d$/);
+    expect(d.raised.rate_low).toBe(2);
+  });
+
+  it('never counts idle time: idle buckets, a run cut short and a run starting late are not low', () => {
+    const d = busy();
+    const all: Finding[] = [];
+    // a run that ends 5 calls into a bucket, then 3 idle buckets (ticks), then a late start
+    all.push(...bucket(d, T0 + 5 * MIN, 5));
+    for (let t = 6; t <= 9; t++) all.push(...d.tick(T0 + t * MIN));
+    all.push(...bucket(d, T0 + 9 * MIN, 3)); // first bucket of a new run: cut short
+    all.push(...bucket(d, T0 + 10 * MIN, 40));
+    all.push(...d.observe(call(T0 + 11 * MIN + 1000)));
+    expect(all).toEqual([]);
+    expect([...d.clients.values()][0]!.lowPending).toBeNull();
+  });
+
+  it('never for a low-volume client, and not when switched off', () => {
+    const low = warmDetector(); // 10 per bucket: lower edge 10 − 8 = 2 < 10
+    bucket(low, T0 + 5 * MIN, 1);
+    bucket(low, T0 + 6 * MIN, 10);
+    expect(low.observe(call(T0 + 7 * MIN + 1000))).toEqual([]);
+    const off = warmDetector({ rateLow: false }, 5, 40);
+    bucket(off, T0 + 5 * MIN, 5);
+    bucket(off, T0 + 6 * MIN, 40);
+    expect(off.observe(call(T0 + 7 * MIN + 1000))).toEqual([]);
+    // a higher rate_low_min_calls silences the busy client too
+    const strict = warmDetector({ rateLowMinCalls: 33 }, 5, 40);
+    bucket(strict, T0 + 5 * MIN, 5);
+    expect(strict.observe(call(T0 + 6 * MIN + 1000))).toEqual([]);
+  });
+});
+
+describe('failure_spike per key', () => {
+  const refused = (at: number) => call(at, { fn: 'C_SignInit', rv: CKR.KEY_FUNCTION_NOT_PERMITTED });
+
+  it("the client's spike names the key the failures concentrate on", () => {
+    const d = warmDetector();
+    const start = T0 + 5 * MIN;
+    bucket(d, start, 2);
+    const seen: Finding[] = [];
+    for (let i = 0; i < 8; i++) seen.push(...d.observe(refused(start + 5000 + i * 10)));
+    expect(seen).toHaveLength(1); // one page: the key's own incident is not raised beside it
+    const f = seen[0]!;
+    expect(f.kind).toBe('failure_spike');
+    expect(f.dedupKey).toBe(`anomaly_failure_spike:${f.client.id}`);
+    expect(f.key).toEqual({ id: 'slot-0/aaaa', label: 'key-a' });
+    expect(f.deviation).toBe(
+      `5 of 7 calls failed (71.4%) in the 60 s bucket from ${iso(start)}, 71.4 points above the learned failure ratio of 0.0% (threshold +50.0 points); most frequent: CKR_KEY_FUNCTION_NOT_PERMITTED ×5; 5 of the 5 failures with key slot-0/aaaa (label "key-a")`,
+    );
+    expect(f.observed).toMatchObject({ key_failures: { key: 'slot-0/aaaa', failures: 5 } });
+    expect(f.baseline).toMatchObject({ scope: 'client' });
+  });
+
+  it("one key failing against its own baseline while the client's other calls dilute the ratio", () => {
+    const d = new Detector(SETTINGS);
+    const digest = (at: number) => call(at, { fn: 'C_Digest', mechanism: CKM.SHA256, key: undefined });
+    const round = (start: number, signs: number, failing = 0): Finding[] => {
+      const out: Finding[] = [];
+      for (let i = 0; i < 30; i++) out.push(...d.observe(digest(start + 1000 + i)));
+      for (let i = 0; i < signs; i++) out.push(...d.observe(call(start + 2000 + i)));
+      for (let i = 0; i < failing; i++) out.push(...d.observe(refused(start + 3000 + i)));
+      return out;
+    };
+    for (let b = 0; b < 5; b++) expect(round(T0 + b * MIN, 10)).toEqual([]);
+    const start = T0 + 5 * MIN;
+    const seen = round(start, 4, 6); // client: 6 of 40 failed (15%); key A: 6 of 10
+    expect(seen).toHaveLength(1);
+    const f = seen[0]!;
+    expect(f.kind).toBe('failure_spike');
+    expect(f.severity).toBe('critical');
+    expect(f.key).toEqual({ id: 'slot-0/aaaa', label: 'key-a' });
+    expect(f.dedupKey).toBe(`anomaly_failure_spike:${f.client.id}:slot-0/aaaa`);
+    expect(f.deviation).toBe(
+      `5 of 9 calls with key slot-0/aaaa (label "key-a") failed (55.6%) in the 60 s bucket from ${iso(start)}, 55.6 points above the key's learned failure ratio of 0.0% (threshold +50.0 points); most frequent: CKR_KEY_FUNCTION_NOT_PERMITTED ×5`,
+    );
+    expect(f.baseline).toEqual({ scope: 'key', failure_ratio: 0, buckets_learned: 5, threshold_points: 0.5, min_failures: 5 });
+    // the spike bucket closes as a spike (still open); the next clean one resolves the key's incident
+    expect(round(start + MIN, 10)).toEqual([]);
+    const res = round(start + 2 * MIN, 10);
+    expect(res.map((x) => [x.action, x.kind, x.dedupKey])).toEqual([['resolve', 'failure_spike', f.dedupKey]]);
+    expect(res[0]!.deviation).toBe(`0 of 10 calls with key slot-0/aaaa failed in the bucket from ${iso(start + MIN)}, back within the failure threshold`);
   });
 });
 

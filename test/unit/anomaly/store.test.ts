@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CKM, CKR } from '../../../hsm-daemon/src/pkcs11/index.js';
-import { Detector, type Observation } from '../../../hsm-daemon/src/anomaly/detector.js';
+import { Detector, type Finding, type Observation } from '../../../hsm-daemon/src/anomaly/detector.js';
 import type { AnomalySettings } from '../../../hsm-daemon/src/anomaly/baseline.js';
 import { BaselineStore, baselinesPath, restore, serialize } from '../../../hsm-daemon/src/anomaly/store.js';
 
@@ -16,6 +16,8 @@ const SETTINGS: AnomalySettings = {
   halfLifeBuckets: 100,
   rateSigma: 4,
   rateFloor: 8,
+  rateLow: true,
+  rateLowMinCalls: 10,
   failureRatio: 0.5,
   minFailures: 5,
   newMechanism: true,
@@ -95,6 +97,109 @@ describe('baselines persistence', () => {
     restore(small, serialize(d));
     expect(small.clients.size).toBe(4);
     for (const c of small.clients.values()) expect(c.keys.size).toBe(2);
+  });
+
+  it('loads a version-1 file (no open incidents) as written by the first release', () => {
+    const v1 = {
+      version: 1,
+      bucket_seconds: 60,
+      saved_at: '2025-01-06T09:05:00.000Z',
+      clients: [
+        {
+          uid: 1000,
+          exe: '/usr/bin/signer',
+          first_seen: T0 + 1000,
+          last_seen: T0 + 4 * MIN + 1009,
+          rate: { n: 5, mean: 10, var: 0 },
+          fail: { n: 5, mean: 0, var: 0 },
+          mechanisms: [[CKM.ECDSA_SHA256, T0 + 4 * MIN + 1009]],
+          hours: [0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+          keys: [{ id: 'slot-0/aaaa', first_seen: T0 + 1000, last_seen: T0 + 4 * MIN + 1009, rate: { n: 5, mean: 10, var: 0 }, fail: { n: 5, mean: 0, var: 0 }, mechanisms: [[CKM.ECDSA_SHA256, T0 + 4 * MIN + 1009]] }],
+        },
+      ],
+    };
+    const d = new Detector(SETTINGS);
+    expect(restore(d, v1 as never, T0 + 6 * MIN)).toBe('1 client baseline(s) loaded');
+    expect(d.openDedupKeys()).toEqual([]);
+    const j = serialize(d, 0);
+    expect(j.version).toBe(2);
+    expect(j.clients[0]!.open).toBeUndefined(); // written only when an incident is open
+    expect({ ...j, version: 1 }).toEqual({ ...v1, saved_at: new Date(0).toISOString() });
+  });
+
+  describe('open incidents', () => {
+    /** A learned client whose burst (40 calls, band ≤ 18) opened rate_high for it and its key. */
+    function bursting(): { d: Detector; raised: Finding[] } {
+      const d = learned();
+      for (let i = 0; i < 40; i++) d.observe(call(T0 + 5 * MIN + 1000 + i));
+      const raised = d.tick(T0 + 6 * MIN);
+      expect(raised.map((f) => [f.action, f.kind])).toEqual([
+        ['trigger', 'rate_high'],
+        ['trigger', 'rate_high'],
+      ]);
+      return { d, raised };
+    }
+    const restart = (j: unknown, at: number) => {
+      const d = new Detector(SETTINGS);
+      const note = restore(d, JSON.parse(JSON.stringify(j)), at);
+      return { d, note };
+    };
+
+    it('survive a restart: a continuing deviation does not raise again, a bucket back in band resolves it', () => {
+      const { d, raised } = bursting();
+      const j = serialize(d);
+      expect(j.clients[0]!.open).toEqual(['rate_high']);
+      expect(j.clients[0]!.keys[0]!.open).toEqual(['rate_high']);
+      const resumed = T0 + 6 * MIN + 30_000;
+      const { d: d2, note } = restart(j, resumed);
+      expect(note).toBe('1 client baseline(s) loaded, 2 open incident(s)');
+      expect(d2.openDedupKeys()).toEqual(raised.map((f) => f.dedupKey));
+      // the bucket the restart cut in two, and the client's first bucket after its reconnect:
+      // few calls in them do not show the burst ended
+      const out: Finding[] = [];
+      for (let i = 0; i < 5; i++) out.push(...d2.observe(call(resumed + 1000 + i)));
+      out.push(...d2.tick(T0 + 7 * MIN));
+      const again = restart(j, resumed).d;
+      for (let i = 0; i < 5; i++) out.push(...again.observe(call(T0 + 7 * MIN + 1000 + i)));
+      out.push(...again.tick(T0 + 8 * MIN));
+      // the burst goes on after the restart: still one incident, no second trigger
+      for (let i = 0; i < 40; i++) out.push(...d2.observe(call(T0 + 7 * MIN + 1000 + i)));
+      out.push(...d2.tick(T0 + 8 * MIN));
+      expect(out).toEqual([]);
+      expect(d2.raised.rate_high).toBe(0);
+      // back in band: both incidents resolved, under the dedup keys raised before the restart
+      for (let i = 0; i < 10; i++) d2.observe(call(T0 + 8 * MIN + 1000 + i));
+      const res = d2.tick(T0 + 9 * MIN);
+      expect(res.map((f) => [f.action, f.kind, f.dedupKey])).toEqual(raised.map((f) => ['resolve', 'rate_high', f.dedupKey]));
+      expect(res[0]!.deviation).toMatch(/^10 calls in the 60 s bucket from .*, within the band ≤ \d+\.\d$/);
+      expect(serialize(d2).clients[0]!.open).toBeUndefined();
+    });
+
+    it('a client that does not come back after the restart is resolved as idle after 10 buckets', () => {
+      const { d } = bursting();
+      const resumed = T0 + 20 * MIN; // down for 14 minutes: not idleness
+      const { d: d2 } = restart(serialize(d), resumed);
+      expect(d2.tick(resumed + 9 * MIN)).toEqual([]);
+      const res = d2.tick(resumed + 10 * MIN);
+      expect(res.map((f) => [f.action, f.kind])).toEqual([
+        ['resolve', 'rate_high'],
+        ['resolve', 'rate_high'],
+      ]);
+      expect(res[0]!.deviation).toBe(`no calls in the 10 buckets of 60 s after the restart at ${new Date(resumed).toISOString()}`);
+    });
+
+    it('are dropped with the rates of another bucket length; unknown kinds are ignored', () => {
+      const { d } = bursting();
+      const j = serialize(d);
+      const other = new Detector({ ...SETTINGS, bucketSeconds: 10 });
+      restore(other, j, T0 + 7 * MIN);
+      expect(other.openDedupKeys()).toEqual([]);
+      j.clients[0]!.open = ['rate_high', 'something_newer' as never];
+      const { d: d2 } = restart(j, T0 + 7 * MIN);
+      expect(d2.openDedupKeys()).toHaveLength(2);
+      (j.clients[0] as { open: unknown }).open = 'rate_high';
+      expect(() => restart(j, T0 + 7 * MIN)).toThrow('malformed open incidents');
+    });
   });
 
   it('refuses a malformed or foreign file with a reason', () => {

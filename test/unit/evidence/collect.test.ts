@@ -129,6 +129,26 @@ describe('evidence objects, clients and GCM peaks', () => {
     expect(a.keys.events.map((k) => k.objects)).toEqual([2, 1, 1, 1, 1, 1, 1, 3, 5, 1, 1]);
   });
 
+  it('objects that go with a token: C_InitToken and admin token init count their destroyed objects, a restore the ones it replaced', async () => {
+    const a = await collect('objects-gone', [
+      startup(1),
+      { operation: 'InitToken', session_handle: 0, details: { destroyed_objects: 4 } },
+      { operation: 'InitToken', session_handle: 0 }, // an empty token: nothing destroyed
+      { operation: 'AdminTokenInit', session_handle: 0, details: { via: 'admin-socket', reinitialized: true, destroyed_objects: 2 } },
+      { operation: 'AdminTokenRestore', session_handle: 0, details: { via: 'admin-socket', objects: 6, replaced_objects: 3 } },
+      { operation: 'AdminTokenRestore', session_handle: 0, ...fail('CKR_PIN_INCORRECT'), details: { via: 'admin-socket', replaced_objects: 9 } },
+    ]);
+    expect(a.keys.destroyed).toBe(4 + 2 + 3);
+    expect(a.keys.destroyed_by_class.unknown).toBe(9);
+    expect(a.keys.created).toBe(6);
+    expect(a.keys.events.map((k) => [k.action, k.objects])).toEqual([
+      ['destroyed', 4],
+      ['destroyed', 2],
+      ['created', 6],
+      ['destroyed', 3],
+    ]);
+  });
+
   it('older entries without a class: CreateObject / UnwrapKey unknown, GenerateKey and DeriveKey secret keys', async () => {
     const a = await collect('objects-legacy', [
       startup(),

@@ -107,7 +107,7 @@ export const logout: Handler = ({ app, req, core, note }) => {
   for (const x of core.sessions.ofApp(app.id, s.slotId)) x.endOperations();
 };
 
-export const initToken: Handler = async ({ app, req, core }) => {
+export const initToken: Handler = async ({ app, req, core, note }) => {
   const slot = req.ulong(true);
   const soPin = req.optBytes();
   const label = req.padded(32);
@@ -119,7 +119,9 @@ export const initToken: Handler = async ({ app, req, core }) => {
     // Blank-padded per the spec; some clients (pkcs11js) NUL-terminate instead and leave
     // garbage after the NUL, so the label ends at the first NUL too.
     const nul = label.indexOf(0);
+    const held = t.objectCount;
     await t.initToken(soPin, (nul >= 0 ? label.subarray(0, nul) : label).toString('utf8').replace(/ +$/, ''), { app: app.id });
+    note.destroyedObjects = held;
   } finally {
     soPin?.fill(0);
   }
