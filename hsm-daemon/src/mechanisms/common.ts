@@ -122,9 +122,19 @@ export function derTlv(tag: number, body: Buffer): Buffer {
   return Buffer.concat([Buffer.from([tag]), derLength(body.length), body]);
 }
 
-/** Parses one TLV at the start of `buf`; returns undefined on any malformation. */
-export function derRead(buf: Buffer, tag: number): { body: Buffer; rest: Buffer } | undefined {
-  if (buf.length < 2 || buf[0] !== tag) return undefined;
+export interface Tlv {
+  tag: number;
+  /** The whole element: header and body. */
+  der: Buffer;
+  body: Buffer;
+}
+
+/** One DER element at the start of `buf` (low tag numbers, minimal lengths), or undefined
+ * when it is not well-formed. */
+export function readTlv(buf: Buffer): Tlv | undefined {
+  if (buf.length < 2) return undefined;
+  const tag = buf[0]!;
+  if ((tag & 0x1f) === 0x1f) return undefined; // high tag numbers: no structure read here uses them
   let len = buf[1]!;
   let off = 2;
   if (len & 0x80) {
@@ -136,7 +146,14 @@ export function derRead(buf: Buffer, tag: number): { body: Buffer; rest: Buffer 
     if (len < 0x80) return undefined; // non-minimal length: not DER
   }
   if (buf.length < off + len) return undefined;
-  return { body: buf.subarray(off, off + len), rest: buf.subarray(off + len) };
+  return { tag, der: buf.subarray(0, off + len), body: buf.subarray(off, off + len) };
+}
+
+/** Parses one TLV with tag `tag` at the start of `buf`; returns undefined on any malformation. */
+export function derRead(buf: Buffer, tag: number): { body: Buffer; rest: Buffer } | undefined {
+  const t = readTlv(buf);
+  if (!t || t.tag !== tag) return undefined;
+  return { body: t.body, rest: buf.subarray(t.der.length) };
 }
 
 export const DER = { INTEGER: 0x02, OCTET_STRING: 0x04, NULL: 0x05, OID: 0x06, PRINTABLE: 0x13, SEQUENCE: 0x30 } as const;
