@@ -94,6 +94,8 @@ async function main(): Promise<void> {
     await metrics.close();
     await server.close();
     await adminServer.close();
+    // No call can change a token any more: leave each as one self-contained snapshot.
+    for (const t of core.tokens) await t.compactStore().catch((e: unknown) => log('warn', `slot ${t.slotId}: token store not compacted at shutdown (${e instanceof Error ? e.message : String(e)}); its journal is kept and read at the next start`));
     await anomaly.close();
     await audit.close();
     process.exit(0);

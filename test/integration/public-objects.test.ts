@@ -6,12 +6,13 @@
 // carries them to a new host, where they work without a login after the restore.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCipheriv, createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CKA, CKF, CKK, CKM, CKO, CKR, CKU } from '../../hsm-daemon/src/pkcs11/index.js';
 import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { describeRun, initTokenAndLogin, loadModule, runCli, rvOf, type CliResult, type LoadedModule } from '../helpers/module.js';
+import { readTokenStore } from '../../hsm-daemon/src/store/token-file.js';
 
 type P11 = LoadedModule['p11'];
 
@@ -113,7 +114,9 @@ function withPublicSession<T>(d: Daemon, flags: number, fn: (p11: P11, s: Buffer
   }
 }
 
-const tokenFileText = (d: Daemon) => readFileSync(path.join(d.dataDir, 'tokens', 'slot-0.json'), 'utf8');
+/** Everything the token store holds on disk: the snapshot and its journal. */
+const tokenFileText = (d: Daemon) =>
+  ['slot-0.json', 'slot-0.journal'].map((f) => path.join(d.dataDir, 'tokens', f)).filter((f) => existsSync(f)).map((f) => readFileSync(f, 'utf8')).join('');
 const noValueIn = (text: string, value: Buffer) => {
   for (const enc of [value.toString('hex'), value.toString('hex').toUpperCase(), value.toString('base64'), value.toString('base64url')]) expect(text).not.toContain(enc);
 };
@@ -163,7 +166,7 @@ describe('public token objects with key material', () => {
     expect(statSync(keyFile).size).toBe(32);
     const text = tokenFileText(d);
     noValueIn(text, AES_VALUE);
-    const objects = JSON.parse(text).objects as Array<{ private: boolean; sealKey?: string; clear: Record<string, string> }>;
+    const objects = readTokenStore(d.dataDir, 0)!.objects;
     const pub = objects.filter((o) => !o.private && o.sealKey === 'device');
     expect(pub).toHaveLength(2); // the AES key and the EC private key (the EC public key has no secret)
     expect(objects.filter((o) => o.private && o.sealKey !== undefined)).toHaveLength(0);

@@ -8,7 +8,7 @@ import type { HandleAllocator } from '../objects/handles.js';
 import { secretAttributes } from '../objects/rules.js';
 import type { AttrMap } from '../mechanisms/types.js';
 import type { Attr } from '../wire/contract.js';
-import { TokenFile, type PinRecord, type StoredObject, type TokenRecord } from '../store/token-file.js';
+import { TokenFile, type PinRecord, type StoredObject, type TokenHeader, type TokenRecord } from '../store/token-file.js';
 import { DeviceKey } from '../store/device-key.js';
 import { domainOf, openObjectBody, resealDeviceObjects, sealObjectBody } from '../store/object-seal.js';
 import { randomBytes } from '../drbg/index.js';
@@ -74,7 +74,7 @@ export class Token {
     this.label = settings.defaultLabel;
     this.sealSlot = slotId;
     this.deviceKey = new DeviceKey(settings.dataDir);
-    this.file = new TokenFile(settings.dataDir, slotId, () => this.snapshot());
+    this.file = new TokenFile(settings.dataDir, slotId, { snapshot: () => this.snapshot(), header: () => this.header() });
   }
 
   load(): void {
@@ -110,7 +110,7 @@ export class Token {
     this.failed = { ...rec.failedLogins };
     this.sealSlot = sealSlot;
     for (const so of rec.objects) {
-      if (!so.sealed) this.adopt(so.uid, decodeAttrs(so.clear), new Map(), { session: null, app: null });
+      if (!so.sealed) this.sealedCache.set(this.adopt(so.uid, decodeAttrs(so.clear), new Map(), { session: null, app: null }), so);
       else if (!(domainOf(so) === 'device' && deviceKey && this.openStored(deviceKey, so))) this.locked.push(so);
     }
   }
@@ -133,6 +133,7 @@ export class Token {
     this.pinMacs.clear();
     this.callerFailures.clear();
     this.applyRecord(rec, rec.sealSlot ?? rec.slot, deviceKey);
+    this.file.rewrite();
     await this.file.persist();
   }
 
@@ -162,7 +163,7 @@ export class Token {
     key.fill(0);
     if (this.failed.so !== 0) {
       this.failed.so = 0;
-      await this.file.persist();
+      await this.persistHeader();
     }
   }
 
@@ -249,6 +250,7 @@ export class Token {
     this.label = label;
     this.sealSlot = this.slotId;
     this.initialized = true;
+    this.file.rewrite();
     await this.file.persist();
     this.onTokenCleared?.(this.slotId);
   }
@@ -259,7 +261,7 @@ export class Token {
     const key = await this.checkPin(role, rec, pin, { app, session });
     if (this.failed[role] !== 0) {
       this.failed[role] = 0;
-      await this.file.persist();
+      await this.persistHeader();
     }
     this.unlock(key);
     this.logins.set(app, role);
@@ -272,7 +274,7 @@ export class Token {
     key.fill(0);
     if (this.failed.user !== 0) {
       this.failed.user = 0;
-      await this.file.persist();
+      await this.persistHeader();
     }
   }
 
@@ -289,7 +291,7 @@ export class Token {
     const wasLocked = this.failed.user >= this.settings.maxFailedLogins;
     this.failed.user = 0;
     this.clearCallerFailures('user');
-    await this.file.persist();
+    await this.persistHeader();
     if (wasLocked) this.events.emit('pin_unlocked', { slot: this.slotId, role: 'user', by: 'init_pin' });
   }
 
@@ -298,7 +300,7 @@ export class Token {
   async resetPinLockout(role: Role): Promise<void> {
     this.failed[role] = 0;
     this.clearCallerFailures(role);
-    await this.file.persist();
+    await this.persistHeader();
     this.events.emit('pin_unlocked', { slot: this.slotId, role, by: 'admin' });
   }
 
@@ -319,7 +321,7 @@ export class Token {
     if (role === 'so') this.so = next;
     else this.user = next;
     this.failed[role] = 0;
-    await this.file.persist();
+    await this.persistHeader();
   }
 
   /**
@@ -375,7 +377,7 @@ export class Token {
     this.failed[role] += 1;
     // Durable before the caller learns the PIN was wrong: a kill between guesses must
     // not reset the count.
-    await this.file.persist();
+    await this.persistHeader();
     const base = this.eventBase(role, who);
     this.events.emit('pin_incorrect', base);
     const ck = callerKey(role, who);
@@ -408,13 +410,27 @@ export class Token {
     // they have no cached stored form, so the next write of this token seals them under
     // the device key (storedForm): stores migrate by themselves, and from then on these
     // objects are usable without a login after a restart too.
-    this.locked = this.locked.filter((so) => domainOf(so) === 'device' || !this.openStored(key, so));
+    const migrating: HsmObject[] = [];
+    this.locked = this.locked.filter((so) => {
+      const obj = domainOf(so) === 'device' ? null : this.openStored(key, so);
+      if (obj && !obj.isPrivate) migrating.push(obj);
+      return obj === null;
+    });
+    // Queued, not written: a login alone writes nothing; the next write carries them. When
+    // the device key cannot be opened now, the next snapshot tries again (and reports it).
+    try {
+      for (const obj of migrating) this.file.put(this.storedForm(obj));
+    } catch {
+      /* left for the next snapshot */
+    }
   }
 
-  /** Opens a sealed stored object with `key` and adopts it; false when it does not open. */
-  private openStored(key: Buffer, so: StoredObject): boolean {
+  /** Opens a sealed stored object with `key` and adopts it; null when it does not open. Its
+   * stored form is kept as it is unless it is a public object sealed under the token key,
+   * which the next write moves to the device key (storedForm). */
+  private openStored(key: Buffer, so: StoredObject): HsmObject | null {
     const inner = openObjectBody(key, so, this.sealSlot);
-    if (!inner) return false;
+    if (!inner) return null;
     let body: { attrs: Record<string, string>; arrays?: Record<string, Attr[]> };
     try {
       body = JSON.parse(inner.toString('utf8')) as typeof body;
@@ -423,8 +439,9 @@ export class Token {
     }
     const attrs = decodeAttrs({ ...so.clear, ...body.attrs });
     const arrays = new Map<number, Attr[]>(Object.entries(body.arrays ?? {}).map(([t, v]) => [Number.parseInt(t, 16), reviveAttrs(v)]));
-    this.adopt(so.uid, attrs, arrays, { session: null, app: null });
-    return true;
+    const obj = this.adopt(so.uid, attrs, arrays, { session: null, app: null });
+    if (so.private || domainOf(so) === 'device') this.sealedCache.set(obj, so);
+    return obj;
   }
 
   appEnded(app: string): void {
@@ -467,17 +484,19 @@ export class Token {
       for (const o of objs) this.objects.delete(o.handle);
     };
     if (objs.some((o) => o.isToken)) {
+      let forms: StoredObject[];
       try {
-        for (const o of objs) if (o.isToken) this.storedForm(o);
+        forms = objs.filter((o) => o.isToken).map((o) => this.storedForm(o));
       } catch (err) {
         forgetAll();
         throw err;
       }
+      for (const f of forms) this.file.put(f);
       try {
         await this.file.persist();
       } catch (err) {
-        // Not durable: the objects must not exist for anyone, and the next write (which
-        // no longer includes them) settles the file.
+        // Not durable: the objects must not exist for anyone, and the next write (a new
+        // snapshot after a failed one, TokenFile) settles the files.
         forgetAll();
         throw err;
       }
@@ -491,7 +510,7 @@ export class Token {
     this.sealedCache.delete(obj);
     if (!obj.isToken) return;
     try {
-      this.storedForm(obj);
+      this.file.put(this.storedForm(obj));
       await this.file.persist();
     } catch (err) {
       obj.update(before);
@@ -502,7 +521,10 @@ export class Token {
 
   async destroyObject(obj: HsmObject): Promise<void> {
     this.objects.delete(obj.handle);
-    if (obj.isToken) await this.file.persist();
+    if (obj.isToken) {
+      this.file.remove(obj.uid);
+      await this.file.persist();
+    }
     obj.wipe(secretAttributes(obj.objectClass));
     this.onObjectGone?.(obj);
   }
@@ -566,8 +588,11 @@ export class Token {
   private snapshot(): TokenRecord {
     const objects: StoredObject[] = [...this.locked];
     for (const o of this.objects.values()) if (o.isToken) objects.push(this.storedForm(o));
+    return { format: 1, ...this.header(), objects };
+  }
+
+  private header(): TokenHeader {
     return {
-      format: 1,
       slot: this.slotId,
       initialized: this.initialized,
       label: this.label,
@@ -575,13 +600,23 @@ export class Token {
       so: this.so,
       user: this.user,
       failedLogins: { ...this.failed },
-      objects,
       ...(this.sealSlot !== this.slotId ? { sealSlot: this.sealSlot } : {}),
     };
   }
 
+  /** Folds the token's journal into its snapshot (clean shutdown; store/token-file.ts). */
+  compactStore(): Promise<void> {
+    return this.file.compact();
+  }
+
   /** Persists the current state (used at start to create the file for a new token). */
   persist(): Promise<void> {
+    return this.persistHeader();
+  }
+
+  /** Durable once the header (label, PIN records, failure counters …) is on disk. */
+  private persistHeader(): Promise<void> {
+    this.file.headerChanged();
     return this.file.persist();
   }
 }

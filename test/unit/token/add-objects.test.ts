@@ -8,6 +8,7 @@ import { CKA, CKO } from '../../../hsm-daemon/src/pkcs11/index.js';
 import { ulongValue } from '../../../hsm-daemon/src/pkcs11/values.js';
 import { HandleAllocator } from '../../../hsm-daemon/src/objects/handles.js';
 import { Token } from '../../../hsm-daemon/src/token/token.js';
+import { readTokenStore } from '../../../hsm-daemon/src/store/token-file.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -35,8 +36,7 @@ const dataObject = (label: string) => ({
   owner: { session: null, app: null },
 });
 
-const storedUids = (dir: string): string[] =>
-  (JSON.parse(readFileSync(path.join(dir, 'tokens', 'slot-0.json'), 'utf8')) as { objects: Array<{ uid: string }> }).objects.map((o) => o.uid).sort();
+const storedUids = (dir: string): string[] => readTokenStore(dir, 0)!.objects.map((o) => o.uid).sort();
 
 describe('Token.addObjects', () => {
   it('stores every object of the batch in one durable write', async () => {

@@ -12,7 +12,7 @@ import { HandleAllocator } from '../../../hsm-daemon/src/objects/handles.js';
 import { Token } from '../../../hsm-daemon/src/token/token.js';
 import { makePinRecord } from '../../../hsm-daemon/src/token/pin.js';
 import { sealObjectBody } from '../../../hsm-daemon/src/store/object-seal.js';
-import type { StoredObject, TokenRecord } from '../../../hsm-daemon/src/store/token-file.js';
+import { readTokenStore, type StoredObject, type TokenRecord } from '../../../hsm-daemon/src/store/token-file.js';
 
 const SO = Buffer.from('12345678');
 const USER = Buffer.from('5678');
@@ -52,7 +52,9 @@ const aesKey = (uid: string, priv: boolean) => ({
 });
 
 const tokenFile = (dir: string) => path.join(dir, 'tokens', 'slot-0.json');
-const stored = (dir: string): StoredObject[] => (JSON.parse(readFileSync(tokenFile(dir), 'utf8')) as TokenRecord).objects;
+const stored = (dir: string): StoredObject[] => readTokenStore(dir, 0)!.objects;
+/** Everything the token store holds on disk: snapshot and journal. */
+const storeText = (dir: string): string => readFileSync(tokenFile(dir), 'utf8') + readFileSync(path.join(dir, 'tokens', 'slot-0.journal'), 'utf8');
 const visibleUids = (t: Token) => t.visibleTo('app').map((o) => o.uid).sort();
 const valueOf = (t: Token, uid: string) => t.visibleTo('app').find((o) => o.uid === uid)?.attrs.get(CKA.VALUE);
 
@@ -69,7 +71,8 @@ describe('public objects under the device key', () => {
     const [so] = stored(dir);
     expect(so).toMatchObject({ uid: 'pub', private: false, sealKey: 'device' });
     expect(so!.clear[CKA.VALUE.toString(16)]).toBeUndefined();
-    const raw = readFileSync(tokenFile(dir), 'utf8');
+    const raw = storeText(dir);
+    expect(raw).toContain('"uid":"pub"');
     for (const enc of [VALUE.toString('hex'), VALUE.toString('base64')]) expect(raw).not.toContain(enc);
 
     const again = open(dir);
@@ -92,7 +95,8 @@ describe('public objects under the device key', () => {
     await t.login('app', 'so', SO);
     await t.initUserPin(USER);
     await t.addObjects([aesKey('moved', false), aesKey('claimed', false), aesKey('kept', false)]);
-    const rec = JSON.parse(readFileSync(tokenFile(dir), 'utf8')) as TokenRecord;
+    // rewritten as a snapshot without a generation: the journal's lines no longer apply
+    const rec = readTokenStore(dir, 0)!;
     for (const o of rec.objects) {
       if (o.uid === 'moved') delete o.sealKey; // same blob, now said to be under the token key
       if (o.uid === 'claimed') o.private = true;
