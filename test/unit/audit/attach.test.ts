@@ -145,10 +145,12 @@ describe('attachAudit', () => {
     const dir = tempDir();
     const d = new FakeDispatcher();
     const audit = await attachAudit(d as unknown as Dispatcher, config(dir), testLog);
-    await audit.recordEvent('PolicyViolation', { mechanism: 'CKM_RSA_X_509', pin: '1234', blob: Buffer.from('secret'), n: 1.5 });
+    // A PIN that cannot turn up by chance inside the entries' hex hashes (a digits-only one can).
+    await audit.recordEvent('PolicyViolation', { mechanism: 'CKM_RSA_X_509', pin: 'pin-QZXW-9876', blob: Buffer.from('secret'), n: 1.5 });
     await audit.close();
     const text = readFileSync(path.join(dir, 'craton_hsm_audit.jsonl'), 'utf8');
-    expect(text).not.toContain('1234');
+    expect(text).not.toContain('QZXW');
+    expect(text).toContain('"pin":"[redacted]"');
     expect(text).not.toContain('secret');
     expect(text).toContain('[6 bytes not logged]');
   });
