@@ -362,30 +362,37 @@ export class Detector {
   }
 
   private rateHigh(c: ClientBaseline, series: Series, keyId: string | undefined, b: Bucket, rb: ReturnType<typeof band>): Finding {
-    const s = this.settings;
-    const z = sigmasAbove(rb, b.calls);
-    const deviation =
-      `${b.calls} calls${keyId ? ` with key ${keyId}` : ''} in the ${s.bucketSeconds} s bucket from ${iso(b.start)}, ${fmt(z)} σ above the learned mean of ` +
-      `${fmt(rb.mean)} calls per bucket (σ ${fmt(rb.sigmaEff)}${rb.sigmaEff > rb.sigma ? ` = floor ${s.rateFloor}/${s.rateSigma}, learned σ ${fmt(rb.sigma)}` : ''}, band ≤ ${fmt(rb.upper)}, ${series.rate.n} buckets learned)`;
-    // Twice the alerting distance is no longer a busy minute but a different workload.
-    const f = this.base(c, 'rate_high', z >= 2 * s.rateSigma ? 'critical' : 'warning', b.start, keyId ? `:${keyId}` : '', deviation);
-    if (keyId) f.key = { id: keyId };
-    f.baseline = { scope: keyId ? 'key' : 'client', mean: round(rb.mean), sigma: round(rb.sigma), sigma_used: round(rb.sigmaEff), band_upper: round(rb.upper), buckets_learned: series.rate.n, bucket_seconds: s.bucketSeconds };
-    f.observed = { calls: b.calls, sigmas_above: round(z), bucket_start: iso(b.start) };
-    return f;
+    return this.rateFinding('high', c, series, keyId, b, rb);
   }
 
   private rateLow(c: ClientBaseline, series: Series, keyId: string | undefined, b: Bucket, rb: ReturnType<typeof band>): Finding {
+    return this.rateFinding('low', c, series, keyId, b, rb);
+  }
+
+  /** A bucket outside the learned band, above or below, with its distance in σ. */
+  private rateFinding(dir: 'high' | 'low', c: ClientBaseline, series: Series, keyId: string | undefined, b: Bucket, rb: ReturnType<typeof band>): Finding {
     const s = this.settings;
-    const z = sigmasBelow(rb, b.calls);
+    const high = dir === 'high';
+    const z = high ? sigmasAbove(rb, b.calls) : sigmasBelow(rb, b.calls);
+    const edge = high ? `band ≤ ${fmt(rb.upper)}` : `band ≥ ${fmt(rb.lower)}`;
     const deviation =
-      `${b.calls} calls${keyId ? ` with key ${keyId}` : ''} in the ${s.bucketSeconds} s bucket from ${iso(b.start)}, ${fmt(z)} σ below the learned mean of ` +
-      `${fmt(rb.mean)} calls per bucket (σ ${fmt(rb.sigmaEff)}${rb.sigmaEff > rb.sigma ? ` = floor ${s.rateFloor}/${s.rateSigma}, learned σ ${fmt(rb.sigma)}` : ''}, band ≥ ${fmt(rb.lower)}, ${series.rate.n} buckets learned); ` +
-      `${keyId ? 'the key was used' : 'the client was active'} in the buckets before and after it`;
-    const f = this.base(c, 'rate_low', 'warning', b.start, keyId ? `:${keyId}` : '', deviation);
+      `${b.calls} calls${keyId ? ` with key ${keyId}` : ''} in the ${s.bucketSeconds} s bucket from ${iso(b.start)}, ${fmt(z)} σ ${high ? 'above' : 'below'} the learned mean of ` +
+      `${fmt(rb.mean)} calls per bucket (σ ${fmt(rb.sigmaEff)}${rb.sigmaEff > rb.sigma ? ` = floor ${s.rateFloor}/${s.rateSigma}, learned σ ${fmt(rb.sigma)}` : ''}, ${edge}, ${series.rate.n} buckets learned)` +
+      (high ? '' : `; ${keyId ? 'the key was used' : 'the client was active'} in the buckets before and after it`);
+    // Twice the alerting distance above is no longer a busy minute but a different workload.
+    const severity = high && z >= 2 * s.rateSigma ? 'critical' : 'warning';
+    const f = this.base(c, high ? 'rate_high' : 'rate_low', severity, b.start, keyId ? `:${keyId}` : '', deviation);
     if (keyId) f.key = { id: keyId };
-    f.baseline = { scope: keyId ? 'key' : 'client', mean: round(rb.mean), sigma: round(rb.sigma), sigma_used: round(rb.sigmaEff), band_lower: round(rb.lower), buckets_learned: series.rate.n, bucket_seconds: s.bucketSeconds };
-    f.observed = { calls: b.calls, sigmas_below: round(z), bucket_start: iso(b.start) };
+    f.baseline = {
+      scope: keyId ? 'key' : 'client',
+      mean: round(rb.mean),
+      sigma: round(rb.sigma),
+      sigma_used: round(rb.sigmaEff),
+      ...(high ? { band_upper: round(rb.upper) } : { band_lower: round(rb.lower) }),
+      buckets_learned: series.rate.n,
+      bucket_seconds: s.bucketSeconds,
+    };
+    f.observed = high ? { calls: b.calls, sigmas_above: round(z), bucket_start: iso(b.start) } : { calls: b.calls, sigmas_below: round(z), bucket_start: iso(b.start) };
     return f;
   }
 
