@@ -314,9 +314,34 @@ describe('craton-hsm-admin migrate', () => {
     for (const o of rep.objects) {
       if (o.label === 'locked' && o.class === 'CKO_PRIVATE_KEY') continue;
       if (o.label === 'aes-locked') continue;
-      expect(o.reason, JSON.stringify(o)).toBe('already present (same class, label and id on the target)');
+      expect(o.reason, JSON.stringify(o)).toBe('already present (same class, label and id on the target, same content)');
     }
     expect(find(ours.p11, ourSession, [{ type: CKA.TOKEN, value: true }])).toHaveLength(8);
+  });
+
+  it('an object of the same class and label but other content on the target is a conflict: not copied, exit 1', async () => {
+    const data = (p: PKCS11, s: Buffer, value: string) =>
+      p.C_CreateObject(s, [
+        { type: CKA.CLASS, value: CKO.DATA },
+        { type: CKA.TOKEN, value: true },
+        { type: CKA.LABEL, value: 'data2' },
+        { type: CKA.APPLICATION, value: 'app2' },
+        { type: CKA.VALUE, value: Buffer.from(value) },
+      ] as pkcs11js.Template);
+    const theirs = data(soft, softSession, 'from the source');
+    const mine = data(ours.p11, ourSession, 'already here, different');
+    const r = await admin([...migrateArgs('--from-pin-file', srcPinFile, '--to-pin-file', dstPinFile), '--json']);
+    expect(r.code, describeRun(r)).toBe(1);
+    const rep = JSON.parse(r.stdout) as Report;
+    expect(rep.summary).toMatchObject({ objects: 11, copied: 0, failed: 1 });
+    const conflict = row(rep, 'CKO_DATA', 'data2');
+    expect(conflict.result).toBe('failed');
+    expect(conflict.reason).toBe('the target already has a CKO_DATA with this label and id but a different CKA_VALUE: not copied; rename or remove one of them');
+    // ours is untouched
+    expect(Buffer.from(ours.p11.C_GetAttributeValue(ourSession, mine, [{ type: CKA.VALUE }])[0]!.value as Buffer).toString()).toBe('already here, different');
+    // the tests below count the source's objects as they were
+    soft.C_DestroyObject(softSession, theirs);
+    ours.p11.C_DestroyObject(ourSession, mine);
   });
 });
 

@@ -5,7 +5,7 @@
 // AES-256 transport key that exists only as a session object on both tokens.
 import { randomBytes } from 'node:crypto';
 import { CKA, CKK, CKM, CKO, CKR } from '../../../hsm-daemon/src/pkcs11/index.js';
-import { className, keyTypeName, mechanismName } from '../../../hsm-daemon/src/pkcs11/names.js';
+import { attributeName, className, keyTypeName, mechanismName } from '../../../hsm-daemon/src/pkcs11/names.js';
 import { allowedAttributes } from '../../../hsm-daemon/src/objects/rules.js';
 import { attributesToCopy, hasId, isWrappedClass } from './attributes.js';
 import { P11Error, findAll, nativeBool, nativeUlong, p11, readAttribute, type Handle, type P11, type TemplateAttr } from './p11.js';
@@ -162,14 +162,37 @@ function describe(src: TokenSide, obj: Handle): SourceObject {
   return { cls, keyType, values, row };
 }
 
-function presentOnTarget(dst: TokenSide, o: SourceObject): boolean {
+/** Attributes that say what an object IS (not how it may be used): when the target holds an
+ * object of the same class, label and id, these must agree for it to be the same object.
+ * Secret values are never among them (they cannot be read, and must not be compared here). */
+const IDENTITY = [CKA.KEY_TYPE, CKA.MODULUS, CKA.PUBLIC_EXPONENT, CKA.EC_PARAMS, CKA.EC_POINT, CKA.CERTIFICATE_TYPE, CKA.SUBJECT, CKA.ISSUER, CKA.SERIAL_NUMBER, CKA.APPLICATION, CKA.VALUE_LEN];
+
+/** 'absent', 'same' (an object of the same class, label and id whose identifying content
+ * agrees), or 'conflict' naming the first attribute that differs. */
+function onTarget(dst: TokenSide, o: SourceObject): { state: 'absent' | 'same' } | { state: 'conflict'; attribute: number } {
   const tpl: TemplateAttr[] = [
     { type: CKA.CLASS, value: o.cls },
     { type: CKA.TOKEN, value: true },
     { type: CKA.LABEL, value: o.values.get(CKA.LABEL) ?? Buffer.alloc(0) },
   ];
   if (hasId(o.cls)) tpl.push({ type: CKA.ID, value: o.values.get(CKA.ID) ?? Buffer.alloc(0) });
-  return findAll(dst.p11, dst.session, tpl).length > 0;
+  const found = findAll(dst.p11, dst.session, tpl);
+  if (found.length === 0) return { state: 'absent' };
+  // Public values (a certificate's or data object's CKA_VALUE) identify the object too;
+  // a key's CKA_VALUE is secret and is not in o.values for keys that are wrapped.
+  const compared = o.cls === CKO.SECRET_KEY || o.cls === CKO.PRIVATE_KEY ? IDENTITY : [...IDENTITY, CKA.VALUE];
+  let first: number | undefined;
+  for (const h of found) {
+    const differs = compared.find((t) => {
+      const mine = o.values.get(t);
+      if (mine === undefined) return false;
+      const r = readAttribute(dst.p11, dst.session, h, t);
+      return 'value' in r && !r.value.equals(mine);
+    });
+    if (differs === undefined) return { state: 'same' };
+    first ??= differs;
+  }
+  return { state: 'conflict', attribute: first! };
 }
 
 function targetTemplate(o: SourceObject): TemplateAttr[] {
@@ -321,7 +344,15 @@ function judgeAndCopy(src: TokenSide, dst: TokenSide, transport: TransportKey, o
     }
   }
   try {
-    if (presentOnTarget(dst, o)) return { ...row, result: 'skipped', reason: 'already present (same class, label and id on the target)' };
+    const there = onTarget(dst, o);
+    if (there.state === 'same') return { ...row, result: 'skipped', reason: 'already present (same class, label and id on the target, same content)' };
+    if (there.state === 'conflict') {
+      return {
+        ...row,
+        result: 'failed',
+        reason: `the target already has a ${row.class} with this label and id but a different ${attributeName(there.attribute)}: not copied; rename or remove one of them`,
+      };
+    }
   } catch (e) {
     return fail(row, e, 'target');
   }
