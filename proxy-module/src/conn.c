@@ -118,7 +118,9 @@ static void find_timeout(const char *cfg)
   pool.timeout_s = (unsigned)n;
 }
 
-static CK_RV find_socket(void)
+/* The client settings (protocol.md "Finding the socket", "Reply timeout"): environment,
+ * else the client config file, else the defaults. */
+static CK_RV find_settings(void)
 {
   const char *cfg = getenv("CRATON_HSM_CLIENT_CONFIG");
   cfg = cfg && *cfg ? cfg : DEFAULT_CLIENT_CONFIG;
@@ -459,7 +461,7 @@ static void give_back(conn *c, int broken)
 
 CK_RV pool_start(void)
 {
-  CK_RV rv = find_socket();
+  CK_RV rv = find_settings();
   if (rv != CKR_OK) return rv;
   pool.all = pool.idle = NULL;
   pool.epoch = 0;

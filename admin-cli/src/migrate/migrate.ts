@@ -5,7 +5,7 @@
 // AES-256 transport key that exists only as a session object on both tokens.
 import { randomBytes } from 'node:crypto';
 import { CKA, CKK, CKM, CKO, CKR } from '../../../hsm-daemon/src/pkcs11/index.js';
-import { attributeName, className, keyTypeName, mechanismName } from '../../../hsm-daemon/src/pkcs11/names.js';
+import { attributeName, className, keyTypeLabel, mechanismName } from '../../../hsm-daemon/src/pkcs11/names.js';
 import { allowedAttributes } from '../../../hsm-daemon/src/objects/rules.js';
 import { attributesToCopy, hasId, isWrappedClass } from './attributes.js';
 import { P11Error, findAll, nativeBool, nativeUlong, p11, readAttribute, type Handle, type P11, type TemplateAttr } from './p11.js';
@@ -151,8 +151,7 @@ function describe(src: TokenSide, obj: Handle): SourceObject {
   const label = values.get(CKA.LABEL)?.toString('utf8') ?? '';
   const row: Row = {
     class: className(cls),
-    // CKK_EC and CKK_ECDSA are one value; the 2.40 name is the one tools print.
-    key_type: keyType === undefined ? null : keyType === CKK.EC ? 'CKK_EC' : keyTypeName(keyType),
+    key_type: keyType === undefined ? null : keyTypeLabel(keyType),
     label,
     id: values.get(CKA.ID)?.toString('hex') ?? '',
     result: 'skipped',

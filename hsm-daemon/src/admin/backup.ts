@@ -238,7 +238,7 @@ export async function tokenRestore(ctx: AdminContext, audit: AuditLog, args: Arg
 
       // 4. The token state.
       const replacedObjects = t.objectCount;
-      const before = wasInitialized || t.objectCount > 0 ? t.record() : null;
+      const before = wasInitialized || replacedObjects > 0 ? t.record() : null;
       try {
         await t.adoptRecord(record);
       } catch (e) {

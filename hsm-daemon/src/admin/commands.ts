@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CKA, CKF, CKR } from '../pkcs11/index.js';
-import { className, keyTypeName } from '../pkcs11/names.js';
+import { className, keyTypeLabel } from '../pkcs11/names.js';
 import { readBool } from '../pkcs11/values.js';
 import { CkError } from '../errors.js';
 import type { Config } from '../config/types.js';
@@ -302,7 +302,7 @@ function describeObject(ctx: AdminContext, o: HsmObject) {
     handle: o.handle,
     uid: o.uid,
     class: className(o.objectClass),
-    key_type: kt === undefined ? null : keyTypeName(kt).replace(/^CKK_ECDSA$/, 'CKK_EC'),
+    key_type: kt === undefined ? null : keyTypeLabel(kt),
     label: label ? label.toString('utf8') : '',
     id: hexAttr(o, CKA.ID) ?? '',
     token: o.isToken,

@@ -6,7 +6,7 @@
 // whole bundle or none of it). The response (and the audit entry server.ts writes from it)
 // names the objects by class, key type, size, label and id, never by value.
 import { CKA } from '../pkcs11/index.js';
-import { className, keyTypeName } from '../pkcs11/names.js';
+import { className, keyTypeLabel } from '../pkcs11/names.js';
 import { readBool } from '../pkcs11/values.js';
 import { CkError } from '../errors.js';
 import { addObjects, prepareFromTemplate } from '../dispatch/handlers/objects.js';
@@ -50,7 +50,7 @@ function summary(o: HsmObject) {
     uid: o.uid,
     handle: o.handle,
     class: className(o.objectClass),
-    key_type: kt === undefined ? null : keyTypeName(kt).replace(/^CKK_ECDSA$/, 'CKK_EC'),
+    key_type: kt === undefined ? null : keyTypeLabel(kt),
     label: label ? label.toString('utf8') : '',
     id: o.attrs.get(CKA.ID)?.toString('hex') ?? '',
     bits: kt === undefined ? null : (size.keyBits ?? null),

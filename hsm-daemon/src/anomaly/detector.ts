@@ -287,7 +287,7 @@ export class Detector {
     const high = warm && b.calls > rb.upper;
     if (high && !series.open.rate_high) {
       series.open.rate_high = true;
-      out.push(this.rateHigh(c, series, keyId, b, rb));
+      out.push(this.rateFinding('high', c, series, keyId, b, rb));
     } else if (!high && series.open.rate_high && !partial) {
       series.open.rate_high = false;
       out.push(this.resolved(c, 'rate_high', keyId, `${b.calls} calls in the ${s.bucketSeconds} s bucket from ${iso(b.start)}, within the band ≤ ${fmt(rb.upper)}`, now));
@@ -296,7 +296,7 @@ export class Detector {
     // between two active buckets (confirmLow): a run's first and last buckets are cut short.
     const low = warm && s.rateLow && rb.lower >= s.rateLowMinCalls && b.calls < rb.lower;
     if (low && !series.open.rate_low && prevActive) {
-      series.lowPending = { start: b.start, finding: this.rateLow(c, series, keyId, b, rb) };
+      series.lowPending = { start: b.start, finding: this.rateFinding('low', c, series, keyId, b, rb) };
     } else if (!low && series.open.rate_low) {
       series.open.rate_low = false;
       out.push(this.resolved(c, 'rate_low', keyId, `${b.calls} calls in the ${s.bucketSeconds} s bucket from ${iso(b.start)}, within the band ≥ ${fmt(rb.lower)}`, now));
@@ -359,14 +359,6 @@ export class Detector {
     f.baseline = { scope: ks ? 'key' : 'client', mechanisms_used: known.slice(0, 64), buckets_learned: learnedFrom.rate.n };
     f.observed = { mechanism: m, call: o.fn, rv: rvName(o.rv) };
     return f;
-  }
-
-  private rateHigh(c: ClientBaseline, series: Series, keyId: string | undefined, b: Bucket, rb: ReturnType<typeof band>): Finding {
-    return this.rateFinding('high', c, series, keyId, b, rb);
-  }
-
-  private rateLow(c: ClientBaseline, series: Series, keyId: string | undefined, b: Bucket, rb: ReturnType<typeof band>): Finding {
-    return this.rateFinding('low', c, series, keyId, b, rb);
   }
 
   /** A bucket outside the learned band, above or below, with its distance in σ. */

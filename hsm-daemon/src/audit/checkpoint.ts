@@ -18,9 +18,6 @@ import { readSecretFile, writeNewSecretFile } from '../store/secret-file.js';
 import { canonicalJson } from './canonical.js';
 import { sha256hex } from './entry.js';
 
-// Moved to store/secret-file.ts; re-exported for the audit modules that import them from here.
-export { readSecretFile, writeNewSecretFile };
-
 /** Sealed private key record (JSON, 0600). */
 export const CHECKPOINT_SEALED_FILE = 'audit-checkpoint-key.sealed';
 /** The daemon key the private key is sealed under (hex, 0600). */

@@ -34,7 +34,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Json } from './canonical.js';
 import { syncDirSync as syncDir } from '../store/atomic-file.js';
-import { type CheckpointSigner, KEY_CHANGE_OPERATION, readSecretFile, writeNewSecretFile } from './checkpoint.js';
+import { type CheckpointSigner, KEY_CHANGE_OPERATION } from './checkpoint.js';
+import { readSecretFile, writeNewSecretFile } from '../store/secret-file.js';
 import { type AuditEntry, ZERO_HASH, evolveKey, keyForSeq, sealEntry, seedHash } from './entry.js';
 import { type ParsedEntry, discoverSegments, headFile, quarantinePrefix, rotatedName, scanTail, scanTailFd, firstEntryOf } from './segments.js';
 

@@ -20,6 +20,9 @@ export const mechanismName = (m: number): string => mechNames.get(m) ?? `CKM_${h
 export const attributeName = (a: number): string => attrNames.get(a) ?? `CKA_${hex(a)}`;
 export const className = (c: number): string => classNames.get(c) ?? `CKO_${hex(c)}`;
 export const keyTypeName = (k: number): string => keyTypeNames.get(k) ?? `CKK_${hex(k)}`;
+/** keyTypeName for people: CKK_EC, the 2.40 name tools print, for the value CKK_ECDSA shares
+ * (audit entries keep keyTypeName's spelling, which logs already carry). */
+export const keyTypeLabel = (k: number): string => (k === CKK.EC ? 'CKK_EC' : keyTypeName(k));
 
 /** Wire call id (1-based position in the 2.40 function list) to its C_* name. */
 export const functionName = (callId: number): string => FUNCTIONS[callId - 1] ?? `call#${callId}`;

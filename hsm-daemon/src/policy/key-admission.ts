@@ -10,7 +10,7 @@
 // CKA_VALUE is what the token refuses) and a refused or unknown curve CKR_CURVE_NOT_SUPPORTED
 // (docs/policy.md "Keys that enter the token").
 import { CKA, CKK, CKM, CKO, CKR } from '../pkcs11/constants.generated.js';
-import { keyTypeName } from '../pkcs11/names.js';
+import { keyTypeLabel } from '../pkcs11/names.js';
 import { readUlong } from '../pkcs11/values.js';
 import { CkError } from '../errors.js';
 import type { AttrMap } from '../mechanisms/types.js';
@@ -88,7 +88,7 @@ export function admitKey(policy: PolicyEnforcer, attrs: AttrMap, note: CallNote)
   if (family && params && params.length > 0) {
     const curve = curveName(params);
     if (!curve || CURVES[curve]?.family !== family) {
-      throw new CkError(CKR.CURVE_NOT_SUPPORTED, `${curve ?? describeParams(params)} is not a curve this token supports for ${keyTypeName(kt).replace(/^CKK_ECDSA$/, 'CKK_EC')} keys`);
+      throw new CkError(CKR.CURVE_NOT_SUPPORTED, `${curve ?? describeParams(params)} is not a curve this token supports for ${keyTypeLabel(kt)} keys`);
     }
   }
 
